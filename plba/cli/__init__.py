@@ -1,0 +1,1 @@
+"""Command-line shell: one click module per domain, assembled in :mod:`plba.cli.main`."""

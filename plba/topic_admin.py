@@ -1,0 +1,86 @@
+"""Create and describe PLBA's topics with confluent-kafka's admin client (idempotently)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from schemas.settings import Settings
+from schemas.topics import TOPICS, TopicSpec
+
+
+class TopicAdminError(RuntimeError):
+    """Topics could not be created or described; the message names the topic and the cause."""
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+    created: bool
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient({**settings.confluent_config(), "socket.timeout.ms": 10000})
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo]:
+    """Create every topic of the contract that is missing; existing ones are left as they are."""
+    admin = _admin(settings)
+    specs: dict[str, TopicSpec] = {spec.name(settings.topic_prefix): spec for spec in TOPICS.values()}
+    futures = admin.create_topics(
+        [NewTopic(name, spec.partitions, 1, config=spec.configs()) for name, spec in specs.items()],
+        request_timeout=timeout,
+    )
+    created = set()
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            created.add(name)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicAdminError(f"cannot create {name}: {err.str()}") from exc
+    # Creation returns before every broker's metadata cache has the topic: wait for it, so the
+    # caller can produce and consume right away.
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = describe_topics(settings, timeout)
+        if len(infos) == len(specs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    missing = set(specs) - {i.name for i in infos}
+    if missing:
+        raise TopicAdminError(f"topics not visible after creation: {', '.join(sorted(missing))}")
+    return [TopicInfo(i.name, i.partitions, i.configs, i.name in created) for i in infos]
+
+
+def describe_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo]:
+    """Partitions and the relevant configs of every contract topic that exists."""
+    admin = _admin(settings)
+    try:
+        meta = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    names = [spec.name(settings.topic_prefix) for spec in TOPICS.values()]
+    present = [n for n in names if n in meta.topics]
+    if not present:
+        return []
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in present]
+    wanted = ("cleanup.policy", "retention.ms", "min.cleanable.dirty.ratio", "segment.ms")
+    out = []
+    for res, fut in admin.describe_configs(resources, request_timeout=timeout).items():
+        cfg = fut.result()
+        out.append(
+            TopicInfo(
+                name=res.name,
+                partitions=len(meta.topics[res.name].partitions),
+                configs={k: cfg[k].value for k in wanted if k in cfg},
+                created=False,
+            )
+        )
+    return sorted(out, key=lambda t: names.index(t.name))
