@@ -1,0 +1,282 @@
+"""The predictive migration policy (ARCHITECTURE §6): pure, deterministic, time as an input.
+
+``decide(view, now, config, state)`` runs one decision cycle:
+
+1. close finished or stale orders (:func:`safety.reconcile`);
+2. evacuate nodes whose maintenance window starts within the evacuation lead time;
+3. for every node and resource, update persistence/hysteresis on the projected upper bound;
+   for each hotspot whose time-to-breach is within the lead time (predicted migration duration
+   + margin + one decision interval: waiting one more cycle would be too late), move the
+   lowest-priority workload whose move resolves the breach at least cost to the best target,
+   else a partial move, else a two-way swap, else explain why nothing can be done.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streams.decisions.cluster import ClusterView, Node, Workload
+from streams.decisions.config import PolicyConfig
+from streams.decisions.explain import CandidateNote, Explanation, TargetNote
+from streams.decisions.migration_model import MigrationEstimate, method_for
+from streams.decisions.order_id import make_order_id
+from streams.decisions.orders import Decision, Order, Reason
+from streams.decisions.projection import Hotspot, Projection
+from streams.decisions.safety import Gate, PolicyState, reconcile
+from streams.decisions.targets import TargetFinder, compatible
+
+__all__ = ["build_order", "decide"]
+
+
+def build_order(
+    w: Workload, source: Node, target: str, reason: Reason, est: MigrationEstimate, now: float,
+    config: PolicyConfig, swap_with: str | None = None,
+) -> Order:
+    """The order moving ``w`` from ``source`` to ``target``: deterministic id, deadline, mode."""
+    interval = config.decision_interval_seconds
+    return Order(
+        order_id=make_order_id(w.workload_id, source.node_id, target, reason.code, now, interval),
+        workload_id=w.workload_id, kind=w.kind, source_node=source.node_id, target_node=target,
+        method=method_for(w.kind, source.driver), reason=reason, issued_at=now,
+        deadline_at=now + est.duration_seconds * config.deadline_factor + config.deadline_slack_seconds,
+        dry_run=config.dry_run, mode=config.mode, pool=source.pool, sla_tier=w.sla_tier, swap_with=swap_with,
+        predicted_duration_seconds=est.duration_seconds, predicted_downtime_seconds=est.downtime_seconds,
+    )
+
+
+def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicyState) -> Decision:
+    """One cycle of the predictive policy; ``state`` is updated in place."""
+    return _Cycle(view, now, config, state).run()
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    priority: int
+    cost: float
+    workload: Workload
+    estimate: MigrationEstimate
+    after_ratio: float  # hot resource's predicted peak on the source without this workload
+
+
+class _Cycle:
+    def __init__(self, view: ClusterView, now: float, config: PolicyConfig, state: PolicyState) -> None:
+        self.view, self.now, self.config, self.state = view, now, config, state
+        self.decision = Decision(expired=reconcile(state, view, now, config))
+        self.gate = Gate(state, view, now, config)
+        self.proj = Projection(view, now, config, self.gate)
+        self.finder = TargetFinder(view, now, self.proj, self.gate)
+        self.evacuating: set[str] = set()
+
+    def run(self) -> Decision:
+        self._evacuate()
+        hotspots = []
+        for node_id in sorted(self.view.nodes):
+            for res in self.config.resources:
+                hs = self.proj.assess(node_id, res, self.state)
+                if hs is not None and node_id not in self.evacuating:
+                    hotspots.append(hs)
+        hotspots.sort(key=lambda h: (h.breach_in_seconds, -h.peak_ratio, h.node_id, h.resource))
+        for hs in hotspots:
+            self._relieve(hs)
+        return self.decision
+
+    # --- maintenance (§6.6) ------------------------------------------------------------------
+    def _evacuate(self) -> None:
+        cfg = self.config
+        for ev in sorted(self.view.events, key=lambda e: (e.start_at, e.event_id)):
+            if ev.kind != "maintenance" or ev.cancelled or ev.end_at <= self.now:
+                continue
+            for node_id in sorted(self.view.nodes):
+                node = self.view.nodes[node_id]
+                hosted = self.view.hosted_on(node_id)
+                if node_id in self.evacuating or not ev.covers(node, hosted):
+                    continue
+                moving = [self.view.workloads[w] for w in hosted if self._movable(w)]
+                if not moving:
+                    continue
+                ests = {w.workload_id: self._estimate(w, node) for w in moving}
+                rounds = math.ceil(len(moving) / cfg.safety.max_per_node)
+                lead = rounds * max(e.duration_seconds for e in ests.values())
+                lead += cfg.margin_seconds + cfg.decision_interval_seconds + cfg.evacuation_margin_seconds
+                if ev.start_at - self.now > lead:
+                    continue
+                self.evacuating.add(node_id)
+                reason = Reason(
+                    "maintenance_evacuation", None, ev.start_at, None, None, lead,
+                    f"maintenance {ev.event_id} starts at {ev.start_at:.0f}",
+                )
+                self._evacuate_node(node, moving, ests, reason)
+
+    def _movable(self, wid: str) -> bool:
+        w = self.view.workloads[wid]
+        return w.migratable and not w.pinned and wid not in self.gate.in_flight
+
+    def _evacuate_node(
+        self, node: Node, moving: list[Workload], ests: dict[str, MigrationEstimate], reason: Reason
+    ) -> None:
+        cands: list[CandidateNote] = []
+        targets: list[TargetNote] = []
+        acted = False
+        # Most critical first: they are the ones that must not be caught by the window.
+        for w in sorted(moving, key=lambda w: (-w.priority, ests[w.workload_id].duration_seconds, w.workload_id)):
+            blocked = self.gate.workload_block(w, ignore_cooldown=True)
+            if blocked is None and not self.gate.node_room(node.node_id):
+                blocked = ("node_limit", "source at its in-flight limit; continues next cycle")
+            if blocked is not None:
+                cands.append(CandidateNote(w.workload_id, *blocked))
+                continue
+            choice = self.finder.find(w, node, self.config.resources[0], targets)
+            limit = choice and self.gate.limits_block(node.node_id, choice.node_id, node.pool)
+            if choice is None or limit:
+                cands.append(CandidateNote(w.workload_id, "no_target", limit or "no compatible node with room"))
+                continue
+            self._issue(w, node, choice.node_id, reason, ests[w.workload_id])
+            cands.append(CandidateNote(w.workload_id, None, f"to {choice.node_id}"))
+            acted = True
+        self._explain(node.node_id, acted, reason.code, None, cands, targets, reason.message)
+
+    # --- predicted bottlenecks (§6.1-6.4) ----------------------------------------------------
+    def _relieve(self, hs: Hotspot) -> None:
+        node = self.view.nodes[hs.node_id]
+        code = "declared_peak" if hs.by_event else "predicted_overload"
+        cands, notes = self._candidates(node, hs)
+        targets: list[TargetNote] = []
+        if not cands:
+            self._explain(node.node_id, False, "no_candidate", hs.resource, notes, targets)
+            return
+        lead = min(c.estimate.duration_seconds for c in cands) + self.config.margin_seconds
+        if hs.breach_in_seconds > lead + self.config.decision_interval_seconds:
+            msg = f"breach in {hs.breach_in_seconds:.0f}s, acting within {lead:.0f}s of it"
+            self._explain(node.node_id, False, "lead_time", hs.resource, notes, targets, msg)
+            return
+        excess = hs.peak_ratio - hs.release_ratio
+        passes = [[c for c in cands if c.after_ratio <= hs.release_ratio]]
+        if self.config.allow_partial:
+            floor = self.config.min_relief_fraction * excess
+            passes.append([c for c in cands if hs.release_ratio < c.after_ratio <= hs.peak_ratio - floor])
+        seen = {c.workload.workload_id for p in passes for c in p}
+        for c in cands:
+            if c.workload.workload_id not in seen:
+                notes.append(CandidateNote(c.workload.workload_id, "does_not_resolve", f"peak after {c.after_ratio:.2f}"))
+        for group in passes:
+            for c in group:
+                choice = self.finder.find(c.workload, node, hs.resource, targets)
+                limit = choice and self.gate.limits_block(node.node_id, choice.node_id, node.pool)
+                if choice is None or limit:
+                    notes.append(CandidateNote(c.workload.workload_id, "no_target", limit or ""))
+                    continue
+                reason = self._reason(code, hs, c.estimate)
+                self._issue(c.workload, node, choice.node_id, reason, c.estimate)
+                notes.append(CandidateNote(c.workload.workload_id, None, f"to {choice.node_id}"))
+                self._explain(node.node_id, True, code, hs.resource, notes, targets)
+                return
+        if self.config.allow_swap and self._swap(node, hs, cands, code):
+            self._explain(node.node_id, True, "swap", hs.resource, notes, targets)
+            return
+        self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets)
+
+    def _candidates(self, node: Node, hs: Hotspot) -> tuple[list[_Candidate], list[CandidateNote]]:
+        notes: list[CandidateNote] = []
+        out: list[_Candidate] = []
+        cap = node.capacity[hs.resource]
+        curve = self.proj.curve(node.node_id, hs.resource)
+        now_load = self.view.usage_of_node(node.node_id, hs.resource)
+        for wid in self.view.hosted_on(node.node_id):
+            w = self.view.workloads[wid]
+            blocked = self.gate.workload_block(w)
+            if blocked is not None:
+                if len(notes) < self.config.explain_limit:
+                    notes.append(CandidateNote(wid, *blocked))
+                continue
+            est = self._estimate(w, node)
+            if w.max_downtime_seconds is not None and est.downtime_seconds > w.max_downtime_seconds:
+                notes.append(CandidateNote(wid, "sla_downtime", f"{est.downtime_seconds:.2f}s > {w.max_downtime_seconds}s"))
+                continue
+            mean, _ = self.view.workload_curve(wid, hs.resource)
+            after = max(max(c - m for c, m in zip(curve, mean, strict=False)) if curve else 0.0,
+                        now_load - self.view.workload_usage.get((wid, hs.resource), 0.0)) / cap
+            max_down = w.max_downtime_seconds or 60.0
+            young = 1.0 if self.now - w.started_at < self.config.young_age_seconds else 0.0
+            cost = est.duration_seconds / 60.0 + est.downtime_seconds / max_down + young
+            out.append(_Candidate(w.priority, cost, w, est, after))
+        out.sort(key=lambda c: (c.priority, c.cost, c.workload.workload_id))
+        return out, notes
+
+    def _swap(self, node: Node, hs: Hotspot, cands: list[_Candidate], code: str) -> bool:
+        """Exchange a low-priority workload ``x`` here with a smaller ``y`` on a cool node."""
+        res, cap = hs.resource, node.capacity[hs.resource]
+        curve = self.proj.curve(node.node_id, res)
+        for c in sorted(cands, key=lambda c: (c.priority, c.after_ratio))[:4]:
+            x = c.workload
+            x_mean = self.view.workload_curve(x.workload_id, res)[0]
+            for b_id in self.finder.coolest(node.pool, res)[:16]:
+                b = self.view.nodes[b_id]
+                if self.finder.static_block(x, node, b, slots=2) is not None:
+                    continue
+                if self.gate.limits_block(node.node_id, b_id, node.pool, n=2) is not None:
+                    return False
+                for y_id in self.view.hosted_on(b_id):
+                    y = self.view.workloads[y_id]
+                    if self.gate.workload_block(y) or compatible(y, b, node) or self.gate.left_recently(y_id, node.node_id):
+                        continue
+                    if y.sla_tier == x.sla_tier and not self.gate.tier_room(x.sla_tier, 2):
+                        continue
+                    y_mean, y_up = self.view.workload_curve(y_id, res)
+                    if max(k - m + u for k, m, u in zip(curve, x_mean, y_up, strict=False)) / cap > hs.release_ratio:
+                        continue
+                    if not self._swap_fits(b_id, x, y):
+                        continue
+                    est_y = self._estimate(y, b)
+                    if y.max_downtime_seconds is not None and est_y.downtime_seconds > y.max_downtime_seconds:
+                        continue
+                    reason = self._reason("swap", hs, c.estimate)
+                    id_x = self._order_id(x, node.node_id, b_id, "swap")
+                    id_y = self._order_id(y, b_id, node.node_id, "swap")
+                    self._issue(x, node, b_id, reason, c.estimate, swap_with=id_y)
+                    self._issue(y, b, node.node_id, self._reason("swap", hs, est_y), est_y, swap_with=id_x)
+                    return True
+        return False
+
+    def _swap_fits(self, b_id: str, x: Workload, y: Workload) -> bool:
+        b = self.view.nodes[b_id]
+        for r in self.config.resources:
+            cap = b.capacity.get(r, 0.0)
+            y_mean = self.view.workload_curve(y.workload_id, r)[0]
+            x_up = self.view.workload_curve(x.workload_id, r)[1]
+            peak = max(k - m + u for k, m, u in zip(self.proj.curve(b_id, r), y_mean, x_up, strict=False))
+            if cap <= 0 or peak / cap > self.proj.target_limit(b, r):
+                return False
+        return True
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _estimate(self, w: Workload, node: Node) -> MigrationEstimate:
+        return self.config.migration.estimate(method_for(w.kind, node.driver), w.memory_bytes)
+
+    def _reason(self, code: str, hs: Hotspot, est: MigrationEstimate) -> Reason:
+        lead = est.duration_seconds + self.config.margin_seconds
+        msg = f"{hs.resource} on {hs.node_id} predicted at {hs.peak_ratio:.2f} > {hs.threshold_ratio:.2f}"
+        return Reason(code, hs.resource, self.now + hs.breach_in_seconds, hs.peak_ratio, hs.threshold_ratio, lead, msg)
+
+    def _order_id(self, w: Workload, source: str, target: str, code: str) -> str:
+        return make_order_id(w.workload_id, source, target, code, self.now, self.config.decision_interval_seconds)
+
+    def _issue(
+        self, w: Workload, source: Node, target: str, reason: Reason, est: MigrationEstimate,
+        swap_with: str | None = None,
+    ) -> Order:
+        order = build_order(w, source, target, reason, est, self.now, self.config, swap_with)
+        self.gate.admit(order)
+        self.proj.move(w.workload_id, source.node_id, target)
+        self.decision.orders.append(order)
+        return order
+
+    def _explain(
+        self, node_id: str, acted: bool, reason: str, resource: str | None,
+        cands: list[CandidateNote], targets: list[TargetNote], message: str = "",
+    ) -> None:
+        lim = self.config.explain_limit
+        self.decision.explanations.append(Explanation(
+            node_id, self.now, "acted" if acted else "no_action", reason, resource,
+            tuple(cands[-lim:] if acted else cands[:lim]), tuple(targets[-lim:] if acted else targets[:lim]), message,
+        ))

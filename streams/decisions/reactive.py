@@ -1,0 +1,97 @@
+"""Reactive baseline: a threshold on *current* utilisation, as the Kubernetes descheduler does.
+
+Every cycle, each node whose current utilisation of some resource exceeds the trigger threshold
+gives up at most one workload: the lowest priority first (ties: the largest current usage of the
+hot resource, then id), to the least loaded compatible node of its pool (current utilisation)
+that stays under the threshold with it. No forecasts, no persistence, no cooldown, no ping-pong
+guard; only one in-flight order per workload and the concurrency limits.
+"""
+
+from __future__ import annotations
+
+from streams.decisions.cluster import ClusterView, Node, Workload
+from streams.decisions.config import PolicyConfig
+from streams.decisions.explain import CandidateNote, Explanation
+from streams.decisions.migration_model import method_for
+from streams.decisions.orders import Decision, Reason
+from streams.decisions.policy import build_order
+from streams.decisions.safety import Gate, PolicyState, reconcile
+from streams.decisions.targets import compatible, in_maintenance
+
+__all__ = ["decide"]
+
+
+def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicyState) -> Decision:
+    """One cycle of the reactive baseline; ``state`` keeps only its open orders."""
+    decision = Decision(expired=reconcile(state, view, now, config))
+    gate = Gate(state, view, now, config)
+    load = {(n, r): view.usage_of_node(n, r) for n in view.nodes for r in config.resources}
+    for node_id in sorted(view.nodes):
+        node = view.nodes[node_id]
+        util = {r: _ratio(load[(node_id, r)], node, r) for r in config.resources}
+        res = max(util, key=lambda r: (util[r], r))
+        threshold = node.thresholds.get(res, config.trigger_ratio)
+        if util[res] <= threshold:
+            continue
+        notes: list[CandidateNote] = []
+        cands = [view.workloads[w] for w in view.hosted_on(node_id)]
+        cands.sort(key=lambda w: (w.priority, -view.workload_usage.get((w.workload_id, res), 0.0), w.workload_id))
+        acted = False
+        for w in cands:
+            blocked = gate.workload_block(w, ignore_cooldown=True)
+            if blocked is not None:
+                notes.append(CandidateNote(w.workload_id, *blocked))
+                continue
+            target = _least_loaded(view, now, config, gate, load, w, node, res)
+            if target is None:
+                notes.append(CandidateNote(w.workload_id, "no_target", "no compatible node with room now"))
+                continue
+            est = config.migration.estimate(method_for(w.kind, node.driver), w.memory_bytes)
+            reason = Reason("current_overload", res, now, util[res], threshold, 0.0,
+                            f"{res} on {node_id} at {util[res]:.2f} > {threshold:.2f}")
+            order = build_order(w, node, target, reason, est, now, config)
+            gate.admit(order)
+            decision.orders.append(order)
+            for r in config.resources:
+                use = view.workload_usage.get((w.workload_id, r), 0.0)
+                load[(target, r)] += use
+                load[(node_id, r)] -= use
+            notes.append(CandidateNote(w.workload_id, None, f"to {target}"))
+            acted = True
+            break
+        decision.explanations.append(Explanation(
+            node_id, now, "acted" if acted else "no_action", "current_overload" if acted else "no_feasible_move",
+            res, tuple(notes[-config.explain_limit:] if acted else notes[: config.explain_limit]),
+        ))
+    return decision
+
+
+def _ratio(load: float, node: Node, res: str) -> float:
+    cap = node.capacity.get(res, 0.0)
+    return load / cap if cap > 0 else 0.0
+
+
+def _least_loaded(
+    view: ClusterView, now: float, config: PolicyConfig, gate: Gate, load: dict[tuple[str, str], float],
+    w: Workload, source: Node, res: str,
+) -> str | None:
+    best: tuple[float, str] | None = None
+    for node_id in view.pool_nodes(source.pool):
+        node = view.nodes[node_id]
+        if node_id == source.node_id or compatible(w, source, node) is not None:
+            continue
+        if not gate.node_room(node_id) or gate.limits_block(source.node_id, node_id, source.pool):
+            continue
+        if in_maintenance(view, node, now, now + config.decision_interval_seconds):
+            continue
+        util = _ratio(load[(node_id, res)], node, res)
+        if best is not None and util >= best[0]:
+            continue
+        fits = all(
+            _ratio(load[(node_id, r)] + view.workload_usage.get((w.workload_id, r), 0.0), node, r)
+            <= node.thresholds.get(r, config.trigger_ratio)
+            for r in config.resources
+        )
+        if fits:
+            best = (util, node_id)
+    return None if best is None else best[1]
