@@ -97,7 +97,9 @@ class _Cycle:
                     continue
                 ests = {w.workload_id: self._estimate(w, node) for w in moving}
                 rounds = math.ceil(len(moving) / cfg.safety.max_per_node)
-                lead = rounds * max(e.duration_seconds for e in ests.values())
+                # At most max_per_node leave per cycle, and a cycle lasts at least one interval.
+                longest = max(e.duration_seconds for e in ests.values())
+                lead = rounds * max(longest, cfg.decision_interval_seconds)
                 lead += cfg.margin_seconds + cfg.decision_interval_seconds + cfg.evacuation_margin_seconds
                 if ev.start_at - self.now > lead:
                     continue
@@ -106,16 +108,18 @@ class _Cycle:
                     "maintenance_evacuation", None, ev.start_at, None, None, lead,
                     f"maintenance {ev.event_id} starts at {ev.start_at:.0f}",
                 )
-                self._evacuate_node(node, moving, ests, reason)
+                stuck = [self.view.workloads[w] for w in hosted if not self._movable(w) and w not in self.gate.in_flight]
+                self._evacuate_node(node, moving, ests, reason, stuck)
 
     def _movable(self, wid: str) -> bool:
         w = self.view.workloads[wid]
         return w.migratable and not w.pinned and wid not in self.gate.in_flight
 
     def _evacuate_node(
-        self, node: Node, moving: list[Workload], ests: dict[str, MigrationEstimate], reason: Reason
+        self, node: Node, moving: list[Workload], ests: dict[str, MigrationEstimate], reason: Reason,
+        stuck: list[Workload],
     ) -> None:
-        cands: list[CandidateNote] = []
+        cands = [CandidateNote(w.workload_id, *(self.gate.workload_block(w) or ("", ""))) for w in stuck]
         targets: list[TargetNote] = []
         acted = False
         # Most critical first: they are the ones that must not be caught by the window.
