@@ -1,0 +1,1 @@
+"""Replay benchmarks of the stream cores; each prints JSON (no timed assertions in tests)."""
