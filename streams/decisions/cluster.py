@@ -170,26 +170,31 @@ class ClusterView:
         return [now] * n, [now] * n
 
     def node_curve(self, node_id: str, resource: str) -> list[float]:
-        """Upper bound of the node's load on the view's horizons.
+        """Upper bound of the node's load on the view's horizons (see :meth:`node_moments`)."""
+        mean, var = self.node_moments(node_id, resource)
+        return [m + math.sqrt(v) for m, v in zip(mean, var, strict=True)]
+
+    def node_moments(self, node_id: str, resource: str) -> tuple[list[float], list[float]]:
+        """(mean, margin²) of the node's load on the view's horizons; upper = mean + sqrt(margin²).
 
         A node-level forecast wins; else the hosted workloads' forecasts are aggregated as
-        independent errors (sum of means + root-sum-square of the upper margins), which is far
-        less pessimistic than a sum of upper bounds. Never below the load seen now when the
-        forecast is unreliable (the reactive fallback of ARCHITECTURE §5).
+        independent errors (means add, squared upper margins add), far less pessimistic than a
+        sum of upper bounds. An unreliable forecast is never below the load seen now (the reactive
+        fallback of ARCHITECTURE §5).
         """
         n = len(self.horizons_seconds)
         fc = self.node_forecasts.get((node_id, resource))
         if fc is not None and len(fc.upper) >= n:
-            curve = list(fc.upper[:n])
+            mean = list(fc.mean[:n])
             if not fc.reliable:
                 now = self.usage_of_node(node_id, resource)
-                curve = [max(now, u) for u in curve]
-            return curve
+                mean = [max(now, m) for m in mean]
+            return mean, [max(u - m, 0.0) ** 2 for u, m in zip(fc.upper[:n], fc.mean[:n], strict=True)]
         means = [0.0] * n
-        spread = [0.0] * n
+        var = [0.0] * n
         for w in self.hosted_on(node_id):
             mean, upper = self.workload_curve(w, resource)
             for i in range(n):
                 means[i] += mean[i]
-                spread[i] += (upper[i] - mean[i]) ** 2
-        return [means[i] + math.sqrt(spread[i]) for i in range(n)]
+                var[i] += (upper[i] - mean[i]) ** 2
+        return means, var

@@ -184,7 +184,6 @@ class _Cycle:
         notes: list[CandidateNote] = []
         out: list[_Candidate] = []
         cap = node.capacity[hs.resource]
-        curve = self.proj.curve(node.node_id, hs.resource)
         now_load = self.view.usage_of_node(node.node_id, hs.resource)
         for wid in self.view.hosted_on(node.node_id):
             w = self.view.workloads[wid]
@@ -197,9 +196,8 @@ class _Cycle:
             if w.max_downtime_seconds is not None and est.downtime_seconds > w.max_downtime_seconds:
                 notes.append(CandidateNote(wid, "sla_downtime", f"{est.downtime_seconds:.2f}s > {w.max_downtime_seconds}s"))
                 continue
-            mean, _ = self.view.workload_curve(wid, hs.resource)
-            after = max(max(c - m for c, m in zip(curve, mean, strict=False)) if curve else 0.0,
-                        now_load - self.view.workload_usage.get((wid, hs.resource), 0.0)) / cap
+            after = max(self.proj.peak_after(node.node_id, hs.resource, minus=(wid,)),
+                        (now_load - self.view.workload_usage.get((wid, hs.resource), 0.0)) / cap)
             max_down = w.max_downtime_seconds or 60.0
             young = 1.0 if self.now - w.started_at < self.config.young_age_seconds else 0.0
             cost = est.duration_seconds / 60.0 + est.downtime_seconds / max_down + young
@@ -209,11 +207,9 @@ class _Cycle:
 
     def _swap(self, node: Node, hs: Hotspot, cands: list[_Candidate], code: str) -> bool:
         """Exchange a low-priority workload ``x`` here with a smaller ``y`` on a cool node."""
-        res, cap = hs.resource, node.capacity[hs.resource]
-        curve = self.proj.curve(node.node_id, res)
+        res = hs.resource
         for c in sorted(cands, key=lambda c: (c.priority, c.after_ratio))[:4]:
             x = c.workload
-            x_mean = self.view.workload_curve(x.workload_id, res)[0]
             for b_id in self.finder.coolest(node.pool, res)[:16]:
                 b = self.view.nodes[b_id]
                 if self.finder.static_block(x, node, b, slots=2) is not None:
@@ -226,8 +222,7 @@ class _Cycle:
                         continue
                     if y.sla_tier == x.sla_tier and not self.gate.tier_room(x.sla_tier, 2):
                         continue
-                    y_mean, y_up = self.view.workload_curve(y_id, res)
-                    if max(k - m + u for k, m, u in zip(curve, x_mean, y_up, strict=False)) / cap > hs.release_ratio:
+                    if self.proj.peak_after(node.node_id, res, plus=(y_id,), minus=(x.workload_id,)) > hs.release_ratio:
                         continue
                     if not self._swap_fits(b_id, x, y):
                         continue
@@ -244,14 +239,10 @@ class _Cycle:
 
     def _swap_fits(self, b_id: str, x: Workload, y: Workload) -> bool:
         b = self.view.nodes[b_id]
-        for r in self.config.resources:
-            cap = b.capacity.get(r, 0.0)
-            y_mean = self.view.workload_curve(y.workload_id, r)[0]
-            x_up = self.view.workload_curve(x.workload_id, r)[1]
-            peak = max(k - m + u for k, m, u in zip(self.proj.curve(b_id, r), y_mean, x_up, strict=False))
-            if cap <= 0 or peak / cap > self.proj.target_limit(b, r):
-                return False
-        return True
+        return all(
+            self.proj.peak_after(b_id, r, plus=(x.workload_id,), minus=(y.workload_id,)) <= self.proj.target_limit(b, r)
+            for r in self.config.resources
+        )
 
     # --- helpers -------------------------------------------------------------------------------
     def _estimate(self, w: Workload, node: Node) -> MigrationEstimate:

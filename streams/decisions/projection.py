@@ -1,13 +1,16 @@
 """Projected node load over the horizon and the predicted-bottleneck test (ARCHITECTURE §6.1).
 
-A node's projected upper curve is its forecast upper bound, adjusted for declared peak events not
-already in the forecast, plus the upper curve of every workload moving *in* (capacity reserved
-until the move ends), minus the mean curve of every workload moving *out*. Curves are absolute;
+A node's projection is a mean curve and a squared-margin curve (upper = mean + sqrt(margin²)),
+taken from its forecast, adjusted for declared peak events not already in the forecast, plus every
+workload moving *in* (capacity reserved until the move ends) and minus every workload moving
+*out*. Workloads add as independent errors: means add, squared margins add. Curves are absolute;
 ratios divide by capacity.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streams.decisions.cluster import ClusterView, Node
@@ -36,7 +39,8 @@ class Projection:
     def __init__(self, view: ClusterView, now: float, config: PolicyConfig, gate: Gate) -> None:
         self.view, self.now, self.config = view, now, config
         self.horizons = view.horizons_seconds
-        self._curves: dict[tuple[str, str], list[float]] = {}
+        self._moments: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        self._wl: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
         self._bumped: dict[tuple[str, str], set[int]] = {}
         self._peaks = [
             e for e in view.events
@@ -54,50 +58,77 @@ class Projection:
         return self.threshold(node, resource) - self.config.hysteresis_ratio
 
     def target_limit(self, node: Node, resource: str) -> float:
-        return min(self.config.target_ratio, self.release(node, resource))
+        return min(self.config.target_ratio, self.threshold(node, resource))
 
     def capacity(self, node_id: str, resource: str) -> float:
         return self.view.nodes[node_id].capacity.get(resource, 0.0)
 
-    def curve(self, node_id: str, resource: str) -> list[float]:
-        key = (node_id, resource)
-        got = self._curves.get(key)
+    def workload(self, workload_id: str, resource: str) -> tuple[list[float], list[float]]:
+        """(mean, squared margin) of a workload's forecast."""
+        key = (workload_id, resource)
+        got = self._wl.get(key)
         if got is None:
-            got = self.view.node_curve(node_id, resource)
-            self._apply_events(node_id, resource, got)
-            self._curves[key] = got
+            mean, upper = self.view.workload_curve(workload_id, resource)
+            got = self._wl[key] = (mean, [(u - m) ** 2 for m, u in zip(mean, upper, strict=True)])
         return got
 
-    def _apply_events(self, node_id: str, resource: str, curve: list[float]) -> None:
+    def moments(self, node_id: str, resource: str) -> tuple[list[float], list[float]]:
+        key = (node_id, resource)
+        got = self._moments.get(key)
+        if got is None:
+            got = self._moments[key] = self.view.node_moments(node_id, resource)
+            self._apply_events(node_id, resource, got)
+        return got
+
+    def curve(self, node_id: str, resource: str) -> list[float]:
+        """Projected upper bound (absolute) on the view's horizons."""
+        mean, var = self.moments(node_id, resource)
+        return [m + math.sqrt(v) for m, v in zip(mean, var, strict=True)]
+
+    def _apply_events(self, node_id: str, resource: str, mv: tuple[list[float], list[float]]) -> None:
         if not self._peaks:
             return
         node = self.view.nodes[node_id]
         cap = node.capacity.get(resource, 0.0)
+        mean, var = mv
         for ev in self._peaks:
             if ev.resource not in (None, resource) or not ev.covers(node, self.view.hosted_on(node_id)):
                 continue
             for i, h in enumerate(self.horizons):
                 if ev.start_at <= self.now + h < ev.end_at:
-                    curve[i] = curve[i] * ev.factor + ev.delta_ratio * cap
+                    mean[i] = mean[i] * ev.factor + ev.delta_ratio * cap
+                    var[i] *= ev.factor**2
                     self._bumped.setdefault((node_id, resource), set()).add(i)
 
     def peak_ratio(self, node_id: str, resource: str) -> float:
+        return self.peak_after(node_id, resource)
+
+    def peak_after(self, node_id: str, resource: str, plus: Sequence[str] = (), minus: Sequence[str] = ()) -> float:
+        """Predicted peak ratio over the horizon with workloads ``plus`` added and ``minus`` removed."""
         cap = self.capacity(node_id, resource)
-        curve = self.curve(node_id, resource)
-        return max(curve) / cap if cap > 0 and curve else 0.0
+        mean, var = self.moments(node_id, resource)
+        if cap <= 0 or not mean:
+            return 0.0 if not plus else math.inf
+        m, v = list(mean), list(var)
+        for sign, group in ((1.0, plus), (-1.0, minus)):
+            for wid in group:
+                wm, wv = self.workload(wid, resource)
+                for i in range(len(m)):
+                    m[i] += sign * wm[i]
+                    v[i] += sign * wv[i]
+        return max(max(mi, 0.0) + math.sqrt(max(vi, 0.0)) for mi, vi in zip(m, v, strict=True)) / cap
 
     def move(self, workload_id: str, source: str, target: str) -> None:
-        """Account for ``workload_id`` leaving ``source`` (mean) and reserving ``target`` (upper)."""
+        """Account for ``workload_id`` leaving ``source`` and reserving room on ``target``."""
         for res in self.config.resources:
-            mean, upper = self.view.workload_curve(workload_id, res)
-            if source in self.view.nodes:
-                src = self.curve(source, res)
-                for i in range(len(src)):
-                    src[i] = max(0.0, src[i] - mean[i])
-            if target in self.view.nodes:
-                dst = self.curve(target, res)
-                for i in range(len(dst)):
-                    dst[i] += upper[i]
+            wm, wv = self.workload(workload_id, res)
+            for node_id, sign in ((source, -1.0), (target, 1.0)):
+                if node_id not in self.view.nodes:
+                    continue
+                mean, var = self.moments(node_id, res)
+                for i in range(len(mean)):
+                    mean[i] = max(0.0, mean[i] + sign * wm[i])
+                    var[i] = max(0.0, var[i] + sign * wv[i])
 
     def assess(self, node_id: str, resource: str, state: PolicyState) -> Hotspot | None:
         """Update persistence and hysteresis for (node, resource); the hotspot if action is due.
@@ -137,16 +168,12 @@ class Projection:
         by_event = breach is not None and ttb > 0 and breach in self._bumped.get(key, ())
         return Hotspot(node_id, resource, ttb, peak, trig, rel, by_event)
 
-    def fits(self, node_id: str, incoming: dict[str, list[float]], limit_of: dict[str, float]) -> tuple[bool, str]:
-        """Whether ``node_id`` stays under ``limit_of[res]`` on every resource with ``incoming`` added."""
-        worst = ""
-        for res, add in incoming.items():
-            cap = self.capacity(node_id, res)
-            if cap <= 0:
-                return False, f"no {res} capacity"
-            curve = self.curve(node_id, res)
-            peak = max(c + a for c, a in zip(curve, add, strict=False)) / cap if curve else 0.0
+    def fits(self, node_id: str, workload_id: str, resources: Sequence[str], limit_of: dict[str, float]) -> tuple[bool, str]:
+        """Whether ``node_id`` stays under ``limit_of[res]`` on every resource with the workload added."""
+        worst = 0.0
+        for res in resources:
+            peak = self.peak_after(node_id, res, plus=(workload_id,))
             if peak > limit_of[res]:
                 return False, f"{res} peak {peak:.2f} > {limit_of[res]:.2f}"
-            worst = f"{res} peak {peak:.2f}" if not worst else worst
-        return True, worst
+            worst = max(worst, peak)
+        return True, f"peak {worst:.2f}"

@@ -96,7 +96,7 @@ class TargetFinder:
         self, w: Workload, source: Node, resource: str, notes: list[TargetNote], slots: int = 1
     ) -> Choice | None:
         """Best target for ``w``: the lowest peak after the move, penalised by dissimilarity."""
-        incoming = {r: self.view.workload_curve(w.workload_id, r)[1] for r in self.config.resources}
+        resources = self.config.resources
         best: tuple[float, str, str] | None = None
         fits = 0
         limit = self.config.explain_limit
@@ -109,18 +109,14 @@ class TargetFinder:
                 if blocked[0] != "same_node" and len(notes) < limit:
                     notes.append(TargetNote(node_id, *blocked))
                 continue
-            limits = {r: self.proj.target_limit(target, r) for r in incoming}
-            ok, detail = self.proj.fits(node_id, incoming, limits)
+            limits = {r: self.proj.target_limit(target, r) for r in resources}
+            ok, detail = self.proj.fits(node_id, w.workload_id, resources, limits)
             if not ok:
                 if len(notes) < limit:
                     notes.append(TargetNote(node_id, "would_overload", detail))
                 continue
             fits += 1
-            after = max(
-                max(c + a for c, a in zip(self.proj.curve(node_id, r), add, strict=False))
-                / self.proj.capacity(node_id, r)
-                for r, add in incoming.items()
-            )
+            after = max(self.proj.peak_after(node_id, r, plus=(w.workload_id,)) for r in resources)
             score = after + self.SIMILARITY_WEIGHT * (1.0 - similarity(source, target))
             if best is None or score < best[0]:
                 best = (score, node_id, detail)
