@@ -111,21 +111,20 @@ class Model:
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
             if isinstance(exc, ContractError):
                 raise
-            raise ContractError.single(cls.__name__, SCHEMA_VIOLATION, "$", f"cannot build {cls.__name__}: {exc}") from exc
-
-
-_record = dataclass(frozen=True, slots=True, kw_only=True)
+            raise ContractError.single(
+                cls.__name__, SCHEMA_VIOLATION, "$", f"cannot build {cls.__name__}: {exc}"
+            ) from exc
 
 
 # --- node_usage ---------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Capacity(Model):
     cpu_cores: float
     mem_bytes: int
     io_bytes_per_second: float
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Fingerprint(Model):
     arch: str
     cpu_model: str
@@ -138,7 +137,7 @@ class Fingerprint(Model):
     zone: str
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeUsage(Model):
     TYPE: ClassVar[str] = "node_usage"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"capacity": Capacity, "fingerprint": Fingerprint}
@@ -161,7 +160,7 @@ class NodeUsage(Model):
 
 
 # --- workload_usage -----------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadUsage(Model):
     TYPE: ClassVar[str] = "workload_usage"
     schema_version: int = 1
@@ -183,7 +182,7 @@ class WorkloadUsage(Model):
 
 
 # --- event --------------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scope(Model):
     nodes: tuple[str, ...] | None = None
     workloads: tuple[str, ...] | None = None
@@ -192,21 +191,21 @@ class Scope(Model):
     pools: tuple[str, ...] | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Deltas(Model):
     cpu_cores: float | None = None
     mem_bytes: int | None = None
     io_bytes_per_second: float | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Impact(Model):
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"deltas": Deltas}
     factor: float | None = None
     deltas: Deltas | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Event(Model):
     TYPE: ClassVar[str] = "event"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"scope": Scope, "impact": Impact}
@@ -226,7 +225,7 @@ class Event(Model):
 
 
 # --- policy -------------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Policy(Model):
     TYPE: ClassVar[str] = "policy"
     schema_version: int = 1
@@ -249,7 +248,7 @@ class Policy(Model):
 
 
 # --- forecast -----------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EventAdjustment(Model):
     event_id: str
     event_type: EventType
@@ -263,7 +262,7 @@ class EventAdjustment(Model):
     applied_delta: float
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Forecast(Model):
     TYPE: ClassVar[str] = "forecast"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"event_adjustments": EventAdjustment}
@@ -291,7 +290,7 @@ class Forecast(Model):
 
 
 # --- order --------------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderReason(Model):
     code: Literal["predicted_overload", "maintenance", "peak_rebalance", "reactive_threshold", "swap"]
     resource: Resource | None = None
@@ -304,13 +303,13 @@ class OrderReason(Model):
     message: str
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SwapRef(Model):
     order_id: str
     workload_id: str
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Order(Model):
     TYPE: ClassVar[str] = "order"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"reason": OrderReason, "swap_with": SwapRef}
@@ -336,13 +335,13 @@ class Order(Model):
 
 
 # --- migration_status ---------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MigrationError(Model):
     code: str
     message: str
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MigrationStatus(Model):
     TYPE: ClassVar[str] = "migration_status"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"error": MigrationError}
@@ -370,7 +369,7 @@ class MigrationStatus(Model):
 
 
 # --- placement ----------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Placement(Model):
     TYPE: ClassVar[str] = "placement"
     schema_version: int = 1
@@ -384,7 +383,7 @@ class Placement(Model):
 
 
 # --- explanation --------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateOption(Model):
     workload_id: str
     excluded_by: str | None
@@ -392,7 +391,7 @@ class CandidateOption(Model):
     score: float | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TargetOption(Model):
     node_id: str
     excluded_by: str | None
@@ -400,7 +399,7 @@ class TargetOption(Model):
     score: float | None = None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Explanation(Model):
     TYPE: ClassVar[str] = "explanation"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"candidates": CandidateOption, "targets": TargetOption}
@@ -423,19 +422,19 @@ class Explanation(Model):
 
 
 # --- dlq ----------------------------------------------------------------------------------------
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DlqHeader(Model):
     key: str
     value_b64: str | None
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DlqViolation(Model):
     path: str
     reason: str
 
 
-@_record
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLetter(Model):
     TYPE: ClassVar[str] = "dlq"
     NESTED: ClassVar[Mapping[str, type[Model]]] = {"headers": DlqHeader, "violations": DlqViolation}
@@ -456,7 +455,18 @@ class DeadLetter(Model):
     attempts: int | None = None
 
 
-Record = NodeUsage | WorkloadUsage | Event | Policy | Forecast | Order | MigrationStatus | Placement | Explanation | DeadLetter
+Record = (
+    NodeUsage
+    | WorkloadUsage
+    | Event
+    | Policy
+    | Forecast
+    | Order
+    | MigrationStatus
+    | Placement
+    | Explanation
+    | DeadLetter
+)
 
 MODELS: dict[str, type[Model]] = {
     cls.TYPE: cls

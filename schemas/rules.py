@@ -53,7 +53,9 @@ def _order(r: Mapping[str, Any]) -> list[Violation]:
     if r["target_node"] == r["source_node"]:
         out.append(Violation("$.target_node", "target_node equals source_node"))
     if r["deadline_at"] <= r["issued_at"]:
-        out.append(Violation("$.deadline_at", f"deadline_at {r['deadline_at']} is not after issued_at {r['issued_at']}"))
+        out.append(
+            Violation("$.deadline_at", f"deadline_at {r['deadline_at']} is not after issued_at {r['issued_at']}")
+        )
     swap = r.get("swap_with")
     if swap is not None and swap["workload_id"] == r["workload_id"]:
         out.append(Violation("$.swap_with.workload_id", "a workload cannot be swapped with itself"))
