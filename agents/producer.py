@@ -55,13 +55,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
 from schemas.settings import KafkaValue, Settings
+from schemas.topics import TOPICS
 
 __all__ = [
     "BufferLimits",
@@ -93,6 +94,10 @@ _REQUEUE_CODES = frozenset(
         KafkaError.NOT_LEADER_FOR_PARTITION,
     }
 )
+
+
+# Our counters -> the reason label of plba_producer_dropped_records_total (agents.metrics).
+_DROP_REASONS = {"dropped_overflow": "buffer_full", "dropped_expired": "too_old"}
 
 
 class ProducerError(RuntimeError):
@@ -216,11 +221,18 @@ class BufferedProducer:
         client: KafkaProducerLike | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "plba-producer",
+        metrics: Any = None,
+        topic_roles: Mapping[str, str] | None = None,
         **overrides: KafkaValue,
     ) -> None:
         self.limits = limits or BufferLimits()
         self.name = name
         self._clock = clock
+        # Optional agents.metrics.NodeMetrics; topic name -> role for its per-topic counter.
+        self._metrics = metrics
+        if topic_roles is None and settings is not None:
+            topic_roles = {spec.name(settings.topic_prefix): role for role, spec in TOPICS.items()}
+        self._roles = dict(topic_roles or {})
         self._factory: Callable[[], KafkaProducerLike] | None = None
         if client is None:
             if settings is None:
@@ -303,6 +315,9 @@ class BufferedProducer:
                 self._recovering = False
                 rebuild, self._rebuild = self._rebuild, False
             self._enforce_bounds_locked()
+            held = len(self._queue) + len(self._inflight) + len(self._retry)
+        if self._metrics is not None:
+            self._metrics.producer_buffer.set(held)
         if rebuild and self._factory is not None:
             log.warning("%s: rebuilding the Kafka client after a fatal error", self.name)
             self._client = self._factory()
@@ -435,6 +450,8 @@ class BufferedProducer:
                     self._broker_down_logged = False
                 return
             code = err.code()
+            if self._metrics is not None:
+                self._metrics.record_delivery_failure(err.name())
             if code in _REQUEUE_CODES or err.retriable():
                 if self._clock() - rec.created > self.limits.max_age_seconds:
                     self._forget_locked(rec, "dropped_expired")
@@ -451,6 +468,8 @@ class BufferedProducer:
                         self._purge_pending = True
                 return
             self._forget_locked(rec, "failed")
+            if self._metrics is not None and code == KafkaError.MSG_SIZE_TOO_LARGE:
+                self._metrics.record_dropped("too_large")
             log.error("%s: delivery to %s failed permanently: %s", self.name, rec.topic, err)
 
     def _on_error(self, err: Any) -> None:
@@ -469,6 +488,14 @@ class BufferedProducer:
     def _forget_locked(self, rec: _Record, counter: str) -> None:
         self._bytes -= rec.size
         self._c[counter] += 1
+        m = self._metrics
+        if m is not None:
+            if counter == "delivered":
+                role = self._roles.get(rec.topic)
+                if role is not None:
+                    m.producer_delivered.labels(role).inc()
+            elif counter in _DROP_REASONS:
+                m.record_dropped(_DROP_REASONS[counter])
 
     def _enforce_bounds_locked(self) -> None:
         lim = self.limits
