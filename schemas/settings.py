@@ -74,6 +74,11 @@ class Settings:
     horizon_seconds: float = _opt(300.0, "Forecast horizon")
     policy: str = _opt("predictive", "Decision policy: predictive, reactive or none")
     decision_mode: str = _opt("enforce", "Decision mode: enforce, recommend or shadow")
+    decision_interval_seconds: float = _opt(30.0, "Event-time seconds between two decision cycles of a pool")
+    forecast_interval_seconds: float = _opt(
+        0.0, "Min event-time seconds between two forecasts of a series (0: every sample)"
+    )
+    forecast_horizons: str = _opt("", "Comma-separated forecast horizons in seconds (empty: 6 steps up to the horizon)")
 
     # --- gRPC security ------------------------------------------------------------------------
     tls_dir: Path = _opt(Path(""), "Folder with ca.pem and this process's cert/key for gRPC mTLS (empty: plaintext)")
@@ -140,6 +145,8 @@ class Settings:
                 raise SettingsError(f"{env_var(name)}: port out of range: {getattr(self, name)}")
         if not 0 <= self.metrics_port < 65536:
             raise SettingsError(f"{env_var('metrics_port')}: port out of range: {self.metrics_port}")
+        if self.decision_interval_seconds <= 0 or self.forecast_interval_seconds < 0:
+            raise SettingsError("the decision interval must be positive, the forecast interval not negative")
         if self.node_interval_seconds <= 0 or self.horizon_seconds <= 0:
             raise SettingsError("intervals and horizons must be positive")
 

@@ -1,0 +1,60 @@
+"""Build the Faust application of the stream worker, and nothing else.
+
+Processors register themselves on the app (``streams.processors``); the worker command wires
+them up. Records on PLBA topics are raw bytes to Faust: each processor decodes them with the one
+validating codec of ``schemas.codec``, so a bad record becomes a DLQ entry instead of a crash in
+Faust's deserializer, and Faust never adds its ``__faust`` metadata to our payloads.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from schemas.settings import Settings
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials equivalent to ``Settings.confluent_config()`` (SASL and/or SSL)."""
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def build_app(settings: Settings, **overrides: Any) -> faust.App:
+    """A Faust app for ``settings``; ``overrides`` are Faust settings (tests shorten timers)."""
+    brokers = [f"kafka://{hostport.strip()}" for hostport in settings.bootstrap.split(",") if hostport.strip()]
+    options: dict[str, Any] = {
+        "broker": brokers,
+        "broker_credentials": broker_credentials(settings),
+        "store": "memory://",  # tables are rebuilt from their changelog topics on start
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+        "table_cleanup_interval": 30.0,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_allow_declare": True,  # internal changelog topics only; ours come from `plba topics create`
+        "topic_replication_factor": 1,
+        "web_enabled": False,  # metrics are served by prometheus_client, not Faust's web server
+        "broker_commit_every": 1000,
+        "broker_commit_interval": 1.0,
+        "producer_linger": 0.005,
+        "stream_buffer_maxsize": 16384,
+        "logging_config": None,
+    }
+    options.update(overrides)
+    return faust.App(settings.worker_id, **options)

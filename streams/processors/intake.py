@@ -1,0 +1,69 @@
+"""Decode every record of a Faust stream with the contract codec; route failures to the DLQ.
+
+Processors iterate ``intake(...)`` instead of the raw stream: they only ever see records that
+passed their contract, while a bad record is sent to the DLQ (with its coordinates and every
+violation), counted, and skipped, so the valid records behind it keep flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.codec import Codec
+from schemas.errors import ContractError
+from streams.dlq import encode_envelope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    role: str  # topic role (schemas.topics.TOPICS key)
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict[str, Any] | None  # None: a tombstone on a compacted topic
+    timestamp: float | None  # broker/producer timestamp, seconds (Faust converts from ms)
+
+
+async def intake(
+    stream: Any,
+    *,
+    roles: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    dlq_topic: Any,
+    processor: str,
+    on_reject: Callable[[str, str], None] = lambda role, code: None,
+    tombstones: frozenset[str] = frozenset(),
+) -> AsyncIterator[Record]:
+    """Yield decoded records of ``stream`` (a Faust stream); ``roles`` maps topic name → role."""
+    async for event in stream.events():
+        msg = event.message
+        role = roles.get(msg.topic, "")
+        raw = event.value
+        try:
+            value = None if raw is None and role in tombstones else codecs[role].decode(raw)
+        except ContractError as exc:
+            on_reject(role, exc.code)
+            log.warning("%s: bad record at %s[%s]@%s: %s", processor, msg.topic, msg.partition, msg.offset, exc)
+            await dlq_topic.send(
+                key=msg.topic.encode(),
+                value=encode_envelope(
+                    source_topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=msg.key,
+                    value=raw if isinstance(raw, bytes | type(None)) else bytes(raw),
+                    error=exc,
+                    processor=processor,
+                    failed_at=time.time(),
+                    headers=[(k, v) for k, v in (msg.headers or [])],
+                ),
+            )
+            continue
+        yield Record(role, msg.topic, msg.partition, msg.offset, msg.key, value, msg.timestamp)
