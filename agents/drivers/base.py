@@ -4,22 +4,36 @@ The executor starts, stops and migrates workloads through drivers; the telemetry
 their usage from the same driver objects. Drivers are asyncio-friendly: anything that can block
 (spawning a process, talking QMP) is ``async``; ``usage`` is synchronous and cheap because the
 agent calls it for every workload on every sample.
+
+A node builds its drivers with ``DriverClass.create(ctx)`` (see :class:`DriverContext`); the
+default passes the context to ``__init__``. Errors are :class:`DriverError` subclasses whose
+``code`` names the gRPC status the executor answers with (``invalid_argument`` →
+``INVALID_ARGUMENT``, …).
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 KINDS = ("vm", "container", "function")
 STATES = ("starting", "running", "migrating", "stopped", "failed")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Ids of apps and users: the contracts' id (schemas/json/common.schema.json).
+_OWNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,252}$")
+_DRIVER_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+MAX_PARAMS = 64
+MAX_PARAM_VALUE = 4096
 
 
 class DriverError(Exception):
-    """Root of driver errors. ``code`` maps to a gRPC status in the executor."""
+    """Root of driver (and node) errors. ``code`` maps to a gRPC status in the executor."""
 
     code = "internal"
 
@@ -46,6 +60,12 @@ class DriverUnavailable(DriverError):
     code = "failed_precondition"
 
 
+class StartFailed(DriverError):
+    """The runtime accepted the spec but the workload did not come up (exited, never got ready)."""
+
+    code = "failed_precondition"
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadSpec:
     """What to run. ``params`` carries driver-specific settings (command, trace, series, speed…)."""
@@ -61,16 +81,29 @@ class WorkloadSpec:
     params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _ID.match(self.workload_id):
+        if not isinstance(self.workload_id, str) or not _ID.match(self.workload_id):
             raise InvalidSpec(f"workload id {self.workload_id!r}: use 1-128 of [A-Za-z0-9._-], starting alphanumeric")
         if self.kind not in KINDS:
             raise InvalidSpec(f"kind {self.kind!r}: must be one of {', '.join(KINDS)}")
-        if self.memory_bytes <= 0:
-            raise InvalidSpec(f"memory must be positive, not {self.memory_bytes}")
-        if self.cpu_cores <= 0:
+        if not isinstance(self.driver, str) or not _DRIVER_NAME.match(self.driver):
+            raise InvalidSpec(f"driver {self.driver!r}: a lower-case name such as sim, process, function or qemu")
+        if isinstance(self.memory_bytes, bool) or not isinstance(self.memory_bytes, int) or self.memory_bytes <= 0:
+            raise InvalidSpec(f"memory must be a positive number of bytes, not {self.memory_bytes!r}")
+        if not isinstance(self.cpu_cores, int | float) or not math.isfinite(self.cpu_cores) or self.cpu_cores <= 0:
             raise InvalidSpec(f"cpu cores must be positive, not {self.cpu_cores}")
-        if not 0 <= self.priority <= 1000:
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not 0 <= self.priority <= 1000:
             raise InvalidSpec(f"priority must be in 0..1000, not {self.priority}")
+        for name in ("app", "user"):
+            value = getattr(self, name)
+            if value and not _OWNER_ID.match(value):
+                raise InvalidSpec(f"{name} {value!r}: use letters, digits and . _ : @ + - (no spaces), max 253")
+        if len(self.params) > MAX_PARAMS:
+            raise InvalidSpec(f"too many params: {len(self.params)} (at most {MAX_PARAMS})")
+        for key, value in self.params.items():
+            if not isinstance(key, str) or not _PARAM_KEY.match(key):
+                raise InvalidSpec(f"param name {key!r}: use 1-64 of [A-Za-z0-9_.-], starting with a letter or _")
+            if not isinstance(value, str) or len(value) > MAX_PARAM_VALUE:
+                raise InvalidSpec(f"param {key}: the value must be text of at most {MAX_PARAM_VALUE} characters")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,20 +134,60 @@ class WorkloadInfo:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """One usage reading. cpu in cores (1.0 = one full core), memory in bytes, io in bytes/s."""
+    """One usage reading. cpu in cores (1.0 = one full core), memory in bytes, io in bytes/s.
+
+    ``extra`` holds driver-specific figures with base units in their names (a function's
+    ``invocations_total`` and ``invocations_per_second``); the core fields stay comparable
+    across drivers.
+    """
 
     workload_id: str
     at: float
     cpu_cores_used: float
     mem_used_bytes: int
     io_bytes_per_second: float
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverContext:
+    """What a node gives its drivers.
+
+    ``state_dir`` is the node's own state directory; a driver keeps each workload's files under
+    :meth:`workload_dir` so that two nodes on one host never share a workload's files.
+    """
+
+    node_id: str
+    state_dir: Path
+    traces_dir: Path = Path("")
+    # Address the node's local endpoints (function URLs, process ports) bind to.
+    bind_host: str = "127.0.0.1"
+
+    def workload_dir(self, workload_id: str) -> Path:
+        return self.state_dir / "workloads" / workload_id
 
 
 class Driver(abc.ABC):
-    """A runtime. Subclasses set ``name`` (driver name) and ``kind`` (workload kind they host)."""
+    """A runtime. Subclasses set ``name`` (driver name) and ``kind`` (workload kind they host).
+
+    ``kinds`` lists every kind the driver accepts when it hosts more than one (``sim``
+    simulates any); by default it is just ``kind``.
+    """
 
     name: str
     kind: str
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self, ctx: DriverContext) -> None:
+        self.ctx = ctx
+
+    @classmethod
+    def create(cls, ctx: DriverContext) -> Driver:
+        """Build the driver for a node; raises DriverUnavailable when the runtime is missing."""
+        return cls(ctx)
+
+    def accepts(self, kind: str) -> bool:
+        return kind in (self.kinds or (self.kind,))
 
     @abc.abstractmethod
     def version(self) -> str:
@@ -127,6 +200,14 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def stop(self, workload_id: str) -> None:
         """Stop and remove a workload; raises UnknownWorkload."""
+
+    async def recover(self) -> list[WorkloadInfo]:
+        """Adopt the workloads a previous node process left in the state directory (default: none).
+
+        The node calls it once before serving. Workloads found but no longer alive come back with
+        state ``failed`` (their files kept until ``stop`` removes them).
+        """
+        return []
 
     @abc.abstractmethod
     def list(self) -> list[WorkloadInfo]:
