@@ -67,7 +67,14 @@ class Settings:
     node_id: str = _opt("", "Node id of this node process")
     node_listen: str = _opt("127.0.0.1:50051", "host:port the node's executor gRPC server listens on")
     node_interval_seconds: float = _opt(5.0, "Telemetry sampling interval of the node agent")
-    node_state_dir: Path = _opt(_home(".local/state"), "State directory of the node (journal, workload state)")
+    node_state_dir: Path = _opt(
+        _home(".local/state"), "State folder; each node keeps its journal and workloads in <dir>/<node-id>"
+    )
+    node_drivers: str = _opt("sim,process,function", "Runtime drivers the node enables: sim, process, function, qemu")
+    node_labels: str = _opt("", "Node labels k=v,… (the pool and zone labels place the node)")
+    node_capacity_cores: float = _opt(0.0, "Cores the node offers to workloads (0: the whole host's)")
+    node_capacity_memory: str = _opt("", "Memory the node offers, e.g. 8G (empty: the whole host's)")
+    node_capacity_io: str = _opt("", "Disk+network bytes/s the node offers, e.g. 200M (empty: 1 GB/s)")
 
     # --- Stream worker ------------------------------------------------------------------------
     worker_id: str = _opt("plba-worker", "Faust application id (consumer group) of the stream worker")
@@ -147,6 +154,8 @@ class Settings:
             raise SettingsError(f"{env_var('metrics_port')}: port out of range: {self.metrics_port}")
         if self.decision_interval_seconds <= 0 or self.forecast_interval_seconds < 0:
             raise SettingsError("the decision interval must be positive, the forecast interval not negative")
+        if self.node_capacity_cores < 0:
+            raise SettingsError(f"{env_var('node_capacity_cores')}: must not be negative")
         if self.node_interval_seconds <= 0 or self.horizon_seconds <= 0:
             raise SettingsError("intervals and horizons must be positive")
 
