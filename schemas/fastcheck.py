@@ -52,6 +52,26 @@ _GROUP_TYPES = {
 }
 
 
+# Bounds of the per-pattern memory of strings known to match: a few MiB at most per pattern.
+_MEMO_MAX_LEN = 256
+_MEMO_MAX_ENTRIES = 65536
+
+
+def _is_leaf(schema: Any) -> bool:
+    """True for a small schema without references or applicators: cheaper inlined than called."""
+    if not isinstance(schema, Mapping) or len(schema) > 12:
+        return False
+    return (
+        not any(k in schema for k in ("$ref", "allOf", "anyOf", "oneOf", "not", "if"))
+        and all(
+            _is_leaf(sub) or sub is True or sub is False
+            for key in ("items", "additionalProperties", "propertyNames")
+            if (sub := schema.get(key)) is not None
+        )
+        and all(_is_leaf(sub) for sub in schema.get("properties", {}).values())
+    )
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and (not isinstance(v, float) or math.isfinite(v))
 
@@ -140,8 +160,11 @@ class _Compiler:
 
         if "$ref" in schema:
             resolved = resolver.lookup(schema["$ref"])
-            target = self.function_for(resolved.contents, resolved.resolver)
-            self._fail_if(depth, f"not {target}({v})")
+            if _is_leaf(resolved.contents):
+                self._emit(resolved.contents, v, resolved.resolver, depth)  # inline: saves a call per value
+            else:
+                target = self.function_for(resolved.contents, resolved.resolver)
+                self._fail_if(depth, f"not {target}({v})")
 
         types = schema.get("type")
         if types is not None:
@@ -236,9 +259,14 @@ class _Compiler:
         if "maxLength" in schema:
             self._fail_if(depth, f"len({v}) > {int(schema['maxLength'])}")
         if "pattern" in schema:
-            # jsonschema uses re.search with the pattern as written; so do we.
+            # jsonschema uses re.search with the pattern as written; so do we. Ids and names repeat in
+            # every record, so short strings that matched are remembered (a bounded set per pattern).
             regex = self._const("_P", re.compile(schema["pattern"]).search)
-            self._fail_if(depth, f"{regex}({v}) is None")
+            seen = self._const("_S", set())
+            self._w(depth, f"if {v} not in {seen}:")
+            self._fail_if(depth + 1, f"{regex}({v}) is None")
+            self._w(depth + 1, f"if len({v}) <= {_MEMO_MAX_LEN} and len({seen}) < {_MEMO_MAX_ENTRIES}:")
+            self._w(depth + 2, f"{seen}.add({v})")
 
     def _emit_array(self, schema: Mapping[str, Any], v: str, resolver: Resolver[Any], depth: int) -> None:
         if "minItems" in schema:

@@ -14,7 +14,7 @@ Conventions:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -88,32 +88,49 @@ class Model:
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
         """Build the record from a validated dict (unknown keys are an error)."""
-        kwargs: dict[str, Any] = {}
+        build = _BUILDERS.get(cls) or _make_builder(cls)
         try:
-            for name, kind, nested, _omit in cls._table():
-                if name not in data:
-                    continue
-                value = data[name]
-                if value is None or kind == _PLAIN:
-                    kwargs[name] = value
-                elif kind == _NESTED:
-                    kwargs[name] = nested.from_dict(value)
-                elif kind == _NESTED_SEQ:
-                    kwargs[name] = tuple(nested.from_dict(item) for item in value)
-                elif kind == _SEQ:
-                    kwargs[name] = tuple(value)
-                else:
-                    kwargs[name] = dict(value)
-            if len(kwargs) != len(data):
-                unknown = sorted(set(data) - set(kwargs))
-                raise TypeError(f"unknown field(s) {unknown}")
-            return cls(**kwargs)
+            return build(data)  # type: ignore[no-any-return]
+        except ContractError:
+            raise
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
-            if isinstance(exc, ContractError):
-                raise
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ContractError.single(
-                cls.__name__, SCHEMA_VIOLATION, "$", f"cannot build {cls.__name__}: {exc}"
+                cls.__name__, SCHEMA_VIOLATION, "$", f"cannot build {cls.__name__}: {detail}"
             ) from exc
+
+
+_BUILDERS: dict[type, Callable[[Mapping[str, Any]], Any]] = {}
+
+
+def _make_builder(cls: type[Model]) -> Callable[[Mapping[str, Any]], Any]:
+    """Generate ``cls``'s from_dict body once: one constructor call, no per-field loop (hot path)."""
+    namespace: dict[str, Any] = {"_cls": cls, "_KEYS": frozenset(name for name, *_ in cls._table())}
+    args = []
+    for i, (name, kind, nested, _omit) in enumerate(cls._table()):
+        field = next(f for f in dataclasses.fields(cls) if f.name == name)  # type: ignore[arg-type]
+        has_default = field.default is not dataclasses.MISSING
+        get = f"d.get({name!r}, {field.default!r})" if has_default else f"d[{name!r}]"
+        if kind == _PLAIN:
+            args.append(f"{name}={get}")
+            continue
+        namespace[f"_N{i}"] = nested
+        convert = {
+            _NESTED: f"_N{i}.from_dict(v{i})",
+            _NESTED_SEQ: f"tuple([_N{i}.from_dict(x) for x in v{i}])",
+            _SEQ: f"tuple(v{i})",
+            _MAP: f"dict(v{i})",
+        }[kind]
+        args.append(f"{name}=(None if (v{i} := {get}) is None else {convert})")
+    source = (
+        "def build(d):\n"
+        "    if not _KEYS.issuperset(d):\n"
+        "        raise TypeError(f'unknown field(s) {sorted(set(d) - _KEYS)}')\n"
+        f"    return _cls({', '.join(args)})\n"
+    )
+    exec(compile(source, f"<from_dict of {cls.__name__}>", "exec"), namespace)  # noqa: S102 - generated here
+    _BUILDERS[cls] = builder = namespace["build"]
+    return builder  # type: ignore[no-any-return]
 
 
 # --- node_usage ---------------------------------------------------------------------------------
