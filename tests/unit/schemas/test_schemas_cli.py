@@ -131,3 +131,13 @@ def test_registered_in_the_plba_command() -> None:
     out = CliRunner().invoke(cli, ["schemas", "list"])
     assert out.exit_code == 0, out.output
     assert "workload_usage" in out.output
+
+
+def test_bench_prints_a_rate_per_type_as_json() -> None:
+    out = _run("bench", "--seconds", "0.01", "--json")
+    assert out.exit_code == 0, out.output
+    report = orjson.loads(out.output)
+    assert report["unit"] == "records_per_second"
+    assert {r["type"] for r in report["results"]} == set(registry.TYPE_NAMES)
+    for row in report["results"]:
+        assert row["decode_per_second"] > 0 and row["jsonschema_per_second"] > 0
