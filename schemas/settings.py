@@ -81,6 +81,7 @@ class Settings:
     horizon_seconds: float = _opt(300.0, "Forecast horizon")
     policy: str = _opt("predictive", "Decision policy: predictive, reactive or none")
     decision_mode: str = _opt("enforce", "Decision mode: enforce, recommend or shadow")
+    worker_dispatch: bool = _opt(True, "Run the dispatcher inside the worker (else run `plba dispatcher`)")
     decision_interval_seconds: float = _opt(30.0, "Event-time seconds between two decision cycles of a pool")
     forecast_interval_seconds: float = _opt(
         0.0, "Min event-time seconds between two forecasts of a series (0: every sample)"

@@ -16,7 +16,7 @@ from streams.app import build_app
 from streams.decisions.config import PolicyConfig
 from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
-from streams.processors import decisions
+from streams.processors import decisions, dispatching
 
 
 def horizons(settings: Settings) -> tuple[float, ...]:
@@ -56,4 +56,13 @@ def build_worker(
     state = LiveClusterState(horizons_seconds=horizons(settings))
     stage = DecisionStage(state, policy_config(settings, base_policy), settings.policy)
     decisions.register(app, settings, stage)
+    if settings.worker_dispatch:
+        dispatching.register(app, settings)
     return Worker(app=app, settings=settings, decisions=stage)
+
+
+def build_dispatcher(settings: Settings, *, faust_overrides: dict[str, Any] | None = None) -> faust.App:
+    """A Faust app running only the dispatcher (``plba dispatcher``), in its own consumer group."""
+    app = build_app(replace(settings, worker_id=f"{settings.worker_id}-dispatcher"), **(faust_overrides or {}))
+    dispatching.register(app, settings)
+    return app

@@ -43,7 +43,7 @@ def test_hot_node_gets_an_order_moving_its_lowest_priority_workload(kafka_settin
         for wid, node, cores, prio in (("w-hi", "hot", 4.0, 900), ("w-mid", "hot", 1.6, 500),
                                        ("w-lo", "hot", 2.0, 10), ("w-c", "cool", 0.8, 100)):  # fmt: skip
             records_w.append((wid.encode(), workload_usage(wid, node, at, cores, prio)))
-    env = settings_env(s, PLBA_DECISION_INTERVAL_SECONDS="10")
+    env = settings_env(s, PLBA_DECISION_INTERVAL_SECONDS="10", PLBA_WORKER_DISPATCH="false")
     with running(["worker"], env, tmp_path / "worker.log") as worker:
         produce(s, "policies", [])
         produce(s, "workload_usage", records_w)

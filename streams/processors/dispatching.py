@@ -1,0 +1,88 @@
+"""The dispatcher processor: orders in, executor calls out, lifecycle and placements published."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+
+from schemas.codec import codec
+from schemas.settings import Settings
+from streams.dispatcher import Dispatcher, channel_credentials
+from streams.live.dispatch import DRY_RUN, DUPLICATE, EXPIRED, IN_PROGRESS, RUN, TERMINAL, DispatchBook, status_record
+from streams.processors.intake import intake
+
+log = logging.getLogger(__name__)
+
+# Migrations run for seconds to minutes: run several at once (one per workload at most, because
+# orders are keyed by workload and the policy keeps one in flight per workload).
+CONCURRENCY = 8
+
+
+def register(app: faust.App, settings: Settings, metrics: Any = None) -> DispatchBook:
+    endpoints: dict[str, str] = {}
+    book = DispatchBook()
+    dispatcher = Dispatcher(endpoints.get, credentials=channel_credentials(settings.tls_dir))
+    orders_topic = settings.topic("orders")
+    usage_topic = settings.topic("node_usage")
+    orders = app.topic(orders_topic, value_type=bytes, key_type=bytes)
+    usage = app.topic(usage_topic, value_type=bytes, key_type=bytes)
+    migrations = app.topic(settings.topic("migrations"), value_type=bytes, key_type=bytes)
+    placements = app.topic(settings.topic("placements"), value_type=bytes, key_type=bytes)
+    dlq = app.topic(settings.topic("dlq"), value_type=bytes, key_type=bytes)
+    status_codec, placement_codec = codec("migration_status"), codec("placement")
+    order_codec = codec("order", max_bytes=settings.max_record_bytes)
+    usage_codec = codec("node_usage", max_bytes=settings.max_record_bytes)
+
+    async def publish(role: str, rec: dict[str, Any]) -> None:
+        if role == "placements":
+            await placements.send(key=rec["workload_id"].encode(), value=placement_codec.encode(rec))
+        else:
+            await migrations.send(key=rec["order_id"].encode(), value=status_codec.encode(rec))
+            if metrics is not None:
+                metrics.record_migration_status(rec)
+
+    @app.agent(usage, name="plba.dispatcher.endpoints")
+    async def track_endpoints(stream: Any) -> None:
+        async for rec in intake(
+            stream, roles={usage_topic: "node_usage"}, codecs={"node_usage": usage_codec},
+            dlq_topic=dlq, processor="dispatcher",
+        ):  # fmt: skip
+            assert rec.value is not None
+            endpoints[rec.value["node_id"]] = rec.value["executor_endpoint"]
+
+    @app.agent(orders, name="plba.dispatcher", concurrency=CONCURRENCY)
+    async def dispatch(stream: Any) -> None:
+        async for rec in intake(
+            stream, roles={orders_topic: "orders"}, codecs={"orders": order_codec}, dlq_topic=dlq,
+            processor="dispatcher",
+        ):  # fmt: skip
+            order = rec.value
+            assert order is not None
+            verdict = book.admit(order, time.time())
+            if verdict in (DUPLICATE, IN_PROGRESS, DRY_RUN):
+                log.info("order %s: %s, not executed", order["order_id"], verdict)
+                continue
+            if verdict == EXPIRED:
+                await publish("migrations", status_record(
+                    order, "expired", time.time(),
+                    error=("deadline_passed", "the order reached the dispatcher after its deadline"),
+                ))  # fmt: skip
+                book.finish(order["order_id"], "expired")
+                continue
+            assert verdict == RUN
+            final = None
+            try:
+                async for role, out in dispatcher.execute(order):
+                    await publish(role, out)
+                    if role == "migrations" and out["state"] in TERMINAL:
+                        final = out["state"]
+            finally:
+                if final is None:
+                    book.release(order["order_id"])
+                else:
+                    book.finish(order["order_id"], final)
+
+    return book
