@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -183,6 +183,7 @@ async def build_server(
     *,
     tls_dir: Path | str | None = None,
     service: ExecutorService | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int]:
     """A server for ``node`` bound to ``listen`` (not started); returns it and the bound port.
 
@@ -191,11 +192,12 @@ async def build_server(
     """
     host, port = parse_listen(listen)
     server = grpc.aio.server(
+        interceptors=list(interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),  # a second node on the same port must fail, not share it
-        ]
+        ],
     )
     pb_grpc.add_ExecutorServicer_to_server(service or ExecutorService(node), server)
     health = health_aio.HealthServicer()

@@ -28,7 +28,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psutil
 
@@ -154,6 +154,7 @@ class Node:
         state_dir: Path,
         capacity: Capacity | None = None,
         labels: Mapping[str, str] | None = None,
+        metrics: Any = None,
     ) -> None:
         if not _NODE_ID.match(node_id):
             raise NodeConfigError(f"node id {node_id!r}: use letters, digits and . _ : @ + - (no spaces), max 253")
@@ -163,6 +164,8 @@ class Node:
         self.capacity = capacity or Capacity.host()
         self.labels: dict[str, str] = dict(labels or {})
         self.endpoint: str | None = None  # host:port of the executor, once it serves
+        # Optional agents.metrics.NodeMetrics: driver operations are counted and timed there.
+        self.metrics = metrics
         self._pending: dict[str, WorkloadSpec] = {}
         self._lock_file: IO[str] | None = None
 
@@ -177,6 +180,7 @@ class Node:
         labels: Mapping[str, str] | None = None,
         traces_dir: Path | str = "",
         bind_host: str = "127.0.0.1",
+        metrics: Any = None,
     ) -> Node:
         """Lock the state directory, build the drivers and adopt the workloads they find there."""
         state = Path(state_dir).expanduser()
@@ -186,7 +190,7 @@ class Node:
         try:
             for name in parse_driver_list(drivers):
                 built[name] = create_driver(name, ctx)
-            node = cls(node_id, built, state_dir=state, capacity=capacity, labels=labels)
+            node = cls(node_id, built, state_dir=state, capacity=capacity, labels=labels, metrics=metrics)
             node._lock_file = lock
             for driver in built.values():
                 for info in await driver.recover():
@@ -241,7 +245,8 @@ class Node:
             )
         self._pending[wid] = spec  # reserved until the driver answers, so concurrent starts see it
         try:
-            return await driver.start(spec)
+            with self._measured(driver.name, "start"):
+                return await driver.start(spec)
         finally:
             self._pending.pop(wid, None)
 
@@ -249,7 +254,13 @@ class Node:
         found = self._find(workload_id)
         if found is None:
             raise UnknownWorkload(f"no workload {workload_id!r} on node {self.node_id}")
-        await found[0].stop(workload_id)
+        with self._measured(found[0].name, "stop"):
+            await found[0].stop(workload_id)
+
+    def _measured(self, driver: str, operation: str) -> contextlib.AbstractContextManager[None]:
+        if self.metrics is None:
+            return contextlib.nullcontext()
+        return self.metrics.driver_operation(driver, operation)  # type: ignore[no-any-return]
 
     def list_workloads(self, driver: str | None = None) -> list[WorkloadInfo]:
         drivers = [self.driver(driver)] if driver else list(self.drivers.values())
@@ -339,7 +350,9 @@ def advertised_endpoint(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-Service = Callable[[], Awaitable[None]]
+# A background service of the node process (the telemetry agent's ``run``): runs until the
+# event is set, then returns.
+Service = Callable[[asyncio.Event], Awaitable[None]]
 
 
 async def run_node(
@@ -351,13 +364,15 @@ async def run_node(
     stop: asyncio.Event | None = None,
     keep_workloads: bool = False,
     grace_seconds: float = 5.0,
+    interceptors: Sequence[Any] = (),
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the executor and run ``services`` until SIGTERM/SIGINT (or ``stop``), then shut down.
 
-    Shutdown order: the health service says NOT_SERVING and the server finishes in-flight calls
-    within ``grace_seconds``; the services are cancelled (they flush in their ``finally``); the
-    node stops its workloads unless ``keep_workloads``; the drivers close.
+    Services start once the executor serves (so ``node.endpoint`` is set) and get the stop
+    event. Shutdown order: the health service says NOT_SERVING and the server finishes
+    in-flight calls within ``grace_seconds``; the services return (cancelled if they take longer
+    than the grace); the node stops its workloads unless ``keep_workloads``; the drivers close.
     """
     from agents.executor import build_server, stop_server  # the executor imports this module
 
@@ -368,30 +383,35 @@ async def run_node(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
-    server, port = await build_server(node, listen, tls_dir=tls_dir)
     tasks: list[asyncio.Task[None]] = []
+    server = None
     try:
+        server, port = await build_server(node, listen, tls_dir=tls_dir, interceptors=interceptors)
         await server.start()
         node.endpoint = advertised_endpoint(listen.rpartition(":")[0], port)
         log.info("node %s: executor serving on %s (drivers: %s)", node.node_id, node.endpoint, ", ".join(node.drivers))
         if on_ready is not None:
             on_ready(node.endpoint)
-        tasks = [asyncio.create_task(_supervised(service), name=f"service-{i}") for i, service in enumerate(services)]
+        tasks = [asyncio.create_task(_supervised(s, stop), name=f"service-{i}") for i, s in enumerate(services)]
         await stop.wait()
         log.info("node %s: shutting down", node.node_id)
     finally:
-        await stop_server(server, grace_seconds)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        stop.set()
+        if server is not None:
+            await stop_server(server, grace_seconds)
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await node.close(stop_workloads=not keep_workloads)
         for sig in handled:
             loop.remove_signal_handler(sig)
 
 
-async def _supervised(service: Service) -> None:
+async def _supervised(service: Service, stop: asyncio.Event) -> None:
     try:
-        await service()
+        await service(stop)
     except asyncio.CancelledError:
         raise
     except Exception:
