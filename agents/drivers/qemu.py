@@ -161,6 +161,11 @@ class QemuDriver(Driver):
         self._vms: dict[str, VmHandle] = {}
         self._version: str | None = None
 
+    @classmethod
+    def create(cls, ctx: DriverContext) -> QemuDriver:
+        """The node's way to build the driver (raises :class:`DriverUnavailable` without QEMU)."""
+        return cls(ctx)
+
     @property
     def root(self) -> Path:
         """The directory holding one sub-directory per VM."""
@@ -233,6 +238,7 @@ class QemuDriver(Driver):
         """Drop the QMP sessions; the VMs keep running (``recover`` finds them again)."""
         for vm in self._vms.values():
             await vm.qmp.close()
+            vm.detach()
 
     # ---- QMP state ---------------------------------------------------------------------------
 
@@ -295,12 +301,13 @@ class QemuDriver(Driver):
         """Live-migrate (pre-copy) a running VM to ``uri`` from :meth:`prepare_incoming`.
 
         ``progress`` (sync or async) receives a :class:`MigrationProgress` per poll and one
-        after completion. Returns QEMU's own statistics (downtime, total and setup time, bytes).
-        On success the source is left in runstate ``postmigrate`` (state ``stopped``) until
-        :meth:`remove_after_migration`. On failure, timeout or cancellation of the awaiting
-        task, an unfinished migration is cancelled and the source keeps running; raises
-        :class:`MigrationError` (:class:`MigrationCancelled` after :meth:`cancel_out`). If it
-        raises after QEMU completed the move, :meth:`query_status` says ``postmigrate``.
+        after completion; an exception it raises cancels the migration. Returns QEMU's own
+        statistics (downtime, total and setup time, bytes). On success the source is left in
+        runstate ``postmigrate`` (state ``stopped``) until :meth:`remove_after_migration`. On
+        failure, timeout or cancellation of the awaiting task, an unfinished migration is
+        cancelled and the source keeps running; raises :class:`MigrationError`
+        (:class:`MigrationCancelled` after :meth:`cancel_out`). If it raises after QEMU
+        completed the move, :meth:`query_status` says ``postmigrate``.
         """
         vm = self._get(workload_id, ROLE_HOSTED)
         try:

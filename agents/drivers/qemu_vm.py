@@ -93,6 +93,9 @@ class QmpSession:
         return await asyncio.wait_for(client.execute(cmd, args), self._timeout)
 
     async def close(self) -> None:
+        if self._loop is not asyncio.get_running_loop():
+            self._abandon()  # its loop is gone: disconnecting would need it
+            return
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -108,6 +111,16 @@ class QmpSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class VmPopen(subprocess.Popen[bytes]):
+    """A QEMU child that may be detached: it then outlives this object without a warning."""
+
+    detached = False
+
+    def __del__(self, *args: Any, **kwargs: Any) -> None:
+        if not self.detached:
+            super().__del__(*args, **kwargs)
 
 
 def runstate_to_state(status: str) -> str:
@@ -134,7 +147,7 @@ class VmHandle:
     qmp: QmpSession
     pid: int | None = None
     create_time: float | None = None
-    popen: subprocess.Popen[bytes] | None = None
+    popen: VmPopen | None = None
     proc: psutil.Process | None = None
     migrating: bool = False
     incoming_uri: str = ""
@@ -149,7 +162,7 @@ class VmHandle:
 
     def spawn(self, argv: list[str]) -> None:
         with open(self.dir / LOG_FILE, "ab") as stderr:
-            self.popen = subprocess.Popen(
+            self.popen = VmPopen(
                 argv,
                 cwd=self.dir,
                 stdin=subprocess.DEVNULL,
@@ -160,6 +173,11 @@ class VmHandle:
         self.pid = self.popen.pid
         self.proc = psutil.Process(self.pid)
         self.create_time = self.proc.create_time()
+
+    def detach(self) -> None:
+        """Let the QEMU process outlive this handle (node shutdown; recover() adopts it)."""
+        if self.popen is not None:
+            self.popen.detached = True
 
     def alive(self) -> bool:
         if self.popen is not None:

@@ -112,13 +112,24 @@ async def raw_migrate(
         uri = incoming_uri(await target.cmd("query-migrate"))
         params = {"downtime-limit": downtime_limit_ms, "max-bandwidth": max_bandwidth_bytes_per_second}
         await source.cmd("migrate-set-parameters", params)
-        await source.cmd("migrate", {"uri": uri})
+        # Wait on QEMU's MIGRATION events rather than polling: every QMP command takes the big
+        # QEMU lock the migration needs, so a tight poll would slow the very thing it bounds.
+        await source.cmd("migrate-set-capabilities", {"capabilities": [{"capability": "events", "state": True}]})
         deadline = time.perf_counter() + timeout_seconds
+        with source.qmp.listener("MIGRATION") as events:
+            await source.cmd("migrate", {"uri": uri})
+            status = "setup"
+            while status != "completed":
+                event = await asyncio.wait_for(events.get(), max(deadline - time.perf_counter(), 0.001))
+                data: Any = event["data"]
+                status = str(data["status"])
+                if status in ("failed", "cancelled"):
+                    raise RawMigrationError(f"raw migration ended {status}")
+        # 'completed' precedes the final statistics; they are set once the source is postmigrate.
         while (await source.cmd("query-status"))["status"] != "postmigrate":
-            status = (await source.cmd("query-migrate")).get("status")
-            if status in ("failed", "cancelled") or time.perf_counter() > deadline:
-                raise RawMigrationError(f"raw migration ended {status}")
-            await asyncio.sleep(0.002)
+            if time.perf_counter() > deadline:
+                raise RawMigrationError("the source never reached postmigrate")
+            await asyncio.sleep(0.001)
         while (await target.cmd("query-status"))["status"] != "running":
             if time.perf_counter() > deadline:
                 raise RawMigrationError("the target did not start running")
