@@ -23,6 +23,10 @@ and serve it::
 
 Tests make a fresh ``CollectorRegistry()`` each; nothing here touches the global registry.
 
+On a per-record hot path, bind the child once and keep it (``.labels()`` costs a lock and a
+dict lookup, ~1 us): ``consumed = metrics.records_consumed.labels("workload_usage")`` then
+``consumed.inc()`` per record.
+
 Rules
 -----
 * Names follow Prometheus conventions: ``plba_`` prefix, base units (``_seconds``, ``_bytes``,

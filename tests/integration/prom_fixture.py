@@ -95,6 +95,29 @@ class PrometheusServer:
 
         self.wait_until(f"{count} scrape targets up", all_up, timeout)
 
+    def wait_dashboards_have_data(self, directory: Path | None = None, timeout: float = 90.0) -> Any:
+        """Poll ``plba dashboards check`` until no panel is empty; fail listing the empty ones.
+
+        Returns the last :class:`plba.dashboards.CheckReport`. The pipeline test calls this after
+        its migration; rates and quantiles need a few scrapes before they have values.
+        """
+        from plba.dashboards import DEFAULT_DASHBOARD_DIR, check_dashboards
+
+        folder = directory or DEFAULT_DASHBOARD_DIR
+        last: list[Any] = []
+
+        def no_empty_panel() -> bool:
+            last[:] = [check_dashboards(self.url, folder)]
+            return not last[0].empty
+
+        deadline = time.monotonic() + timeout
+        while not no_empty_panel():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                details = json.dumps(last[0].to_dict()["details"], indent=1) if last else "no report"
+                pytest.fail(f"panels without data after {timeout:.0f}s:\n{details}\n{self.log_tail()}")
+            time.sleep(1.0)
+        return last[0]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -53,16 +53,8 @@ def test_every_dashboard_panel_has_data_from_a_real_prometheus(prometheus_server
     prom.wait_targets_up(3)
     assert prom.query('plba_build_info{component="node"}') and len(prom.query("plba_build_info")) == 3
 
-    report = None
-
-    def no_empty_panel() -> bool:
-        nonlocal report
-        report = check_dashboards(prom.url, DEFAULT_DASHBOARD_DIR)
-        return not report.empty
-
     # Rates and quantiles need a few scrapes of moving counters before they have values.
-    prom.wait_until("every panel to have data", no_empty_panel, timeout=90)
-    assert report is not None
+    report = prom.wait_dashboards_have_data(timeout=90)
     assert report.dashboards == 5
     assert len(report.results) >= 40  # every panel with a query was evaluated
 
@@ -117,6 +109,10 @@ def test_a_panel_without_data_is_reported(prometheus_server, plba_endpoints, tmp
     out = CliRunner().invoke(cli, ["dashboards", "check", "--prometheus", prom.url, "--dir", str(folder), "--json"])
     assert out.exit_code == 1
     assert json.loads(out.output)["empty"] == ["bogus/Typo", "bogus/Syntax"]
+    out = CliRunner().invoke(cli, ["dashboards", "check", "--prometheus", prom.url, "--dir", str(folder)])
+    assert out.exit_code == 1
+    assert "EMPTY  bogus/Typo  (B: no data)" in out.output
+    assert out.output.strip().endswith("2 dashboards, 11 panels, 2 without data")
 
 
 def test_unreachable_prometheus_is_exit_2(tmp_path: Path):
