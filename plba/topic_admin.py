@@ -84,3 +84,17 @@ def describe_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo
             )
         )
     return sorted(out, key=lambda t: names.index(t.name))
+
+
+def delete_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Delete the contract topics under ``settings.topic_prefix`` (the demo's own, never the default)."""
+    if settings.topic_prefix == "plba.":
+        raise TopicAdminError("refusing to delete the default topics (prefix 'plba.')")
+    admin = _admin(settings)
+    names = [spec.name(settings.topic_prefix) for spec in TOPICS.values()]
+    present = set(admin.list_topics(timeout=timeout).topics)
+    doomed = [n for n in names if n in present]
+    if doomed:
+        for fut in admin.delete_topics(doomed, request_timeout=timeout).values():
+            fut.result()
+    return doomed

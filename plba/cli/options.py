@@ -46,7 +46,7 @@ def settings(ctx: click.Context | None = None) -> Settings:
 def setting_option(name: str, *flags: str, **kwargs: Any) -> Callable[[F], F]:
     """An option bound to the settings field ``name`` (flag defaults to ``--name-with-dashes``)."""
     help_text, default, env = describe(name)
-    shown = default if str(default) != "" else '""'
+    shown = default if str(default) not in ("", ".") else '""'
     flags = flags or (f"--{name.replace('_', '-')}",)
 
     def remember(ctx: click.Context, _param: click.Parameter, value: Any) -> None:

@@ -1,0 +1,77 @@
+"""``plba demo``: the main job — the whole pipeline on this machine, live, then a summary."""
+
+from __future__ import annotations
+
+import click
+import orjson
+
+from plba.cli.options import kafka_options, settings
+
+
+@click.command("demo")
+@kafka_options
+@click.option("--nodes", default=4, show_default=True, help="Node processes to start (2..32)")
+@click.option("--duration", default=90.0, show_default=True, help="Seconds to run")
+@click.option("--trace", default="alibaba", show_default=True, help="Shared trace the sim workloads follow")
+@click.option("--speed", default=300.0, show_default=True, help="Trace seconds per wall second")
+@click.option("--real", is_flag=True, help="QEMU and process workloads with real live migrations (3 nodes)")
+@click.option("--keep-topics", is_flag=True, help="Keep the demo's topics afterwards (for inspection)")
+@click.option("--json", "as_json", is_flag=True, help="No live view; print the summary as JSON")
+def demo_cmd(
+    nodes: int, duration: float, trace: str, speed: float, real: bool, keep_topics: bool, as_json: bool
+) -> None:
+    """Run PLBA end to end: local Kafka, the stream worker, N nodes with workloads following a
+    real trace, a maintenance window and an ingestion peak — and watch it predict and move work.
+
+    Starts the local broker unless --kafka-bootstrap / PLBA_KAFKA_BOOTSTRAP names one, uses topics
+    of its own (demo-<run>.*), and stops everything it started at the end or on Ctrl-C.
+    """
+    from plba.demo import DemoConfig, DemoError, run_demo
+    from plba.localkafka import LocalKafkaError
+
+    try:
+        cfg = DemoConfig(nodes=nodes, duration_seconds=duration, trace=trace, speed=speed, real=real,
+                         keep_topics=keep_topics)  # fmt: skip
+    except DemoError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
+    try:
+        if as_json:
+            result = run_demo(settings(), cfg, log=log)
+            click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        else:
+            result = _live(cfg, log)
+            _print_summary(result)
+    except (DemoError, LocalKafkaError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _live(cfg, log):  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.live import Live
+
+    from plba.demo import run_demo
+    from plba.demo_view import DemoState, render
+
+    console = Console()
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+
+        def tick(state: DemoState, elapsed: float, notes: list[str]) -> None:
+            live.update(render(state, elapsed, cfg.duration_seconds, notes))
+
+        return run_demo(settings(), cfg, on_tick=tick, log=log)
+
+
+def _print_summary(result: dict) -> None:  # type: ignore[type-arg]
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="PLBA demo summary")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for key, value in result.items():
+        t.add_row(key.replace("_", " "), "—" if value is None else str(value))
+    Console().print(t)
