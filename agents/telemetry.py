@@ -8,8 +8,8 @@ broker outage is absorbed by the producer's bounded buffer.
 
 Node figures
 ------------
-* A node **without** a configured capacity (or one at least as large as the host) reports the
-  host's real utilization from psutil: CPU busy ratio over the interval (busy = total - idle -
+* A node **without** a configured capacity (``agents.node.Capacity.sliced`` false; for other
+  node objects: a capacity at least as large as the host) reports the host's real utilization from psutil: CPU busy ratio over the interval (busy = total - idle -
   iowait, like ``psutil.cpu_percent``), memory used = total - available, disk read/write and
   network rx/tx (loopback excluded) as bytes/s over the interval.
 * A node **with** a capacity smaller than the host (several nodes sharing one host, ARCHITECTURE
@@ -224,7 +224,9 @@ def _capacity(node: NodeLike, host: HostInfo) -> _Capacity:
     io = float(cap.io_bytes_per_second or DEFAULT_IO_BYTES_PER_SECOND)
     if cores <= 0 or mem <= 0 or io <= 0:
         raise ValueError(f"node {node.node_id}: capacity must be positive, got {cores} cores, {mem} bytes, {io} B/s")
-    if cores < host.logical_cores or mem < host.mem_total_bytes:
+    # agents.node.Capacity says whether it was configured (a slice); otherwise compare with the host.
+    declared = getattr(cap, "sliced", None)
+    if declared is True or (declared is None and (cores < host.logical_cores or mem < host.mem_total_bytes)):
         return _Capacity(cores, mem, io, True)
     # At least the host: the host's own figures are the truth.
     return _Capacity(float(host.logical_cores), host.mem_total_bytes, io, False)
