@@ -62,6 +62,7 @@ class Settings:
     # --- Observability ------------------------------------------------------------------------
     log_level: str = _opt("INFO", "Log level: DEBUG, INFO, WARNING, ERROR")
     metrics_port: int = _opt(0, "Port of this process's Prometheus /metrics (0: none)")
+    metrics_addr: str = _opt("127.0.0.1", "Address the /metrics server binds (0.0.0.0 in containers)")
 
     # --- Node process ---------------------------------------------------------------------------
     node_id: str = _opt("", "Node id of this node process")
