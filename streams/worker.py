@@ -10,12 +10,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from schemas.settings import Settings
 from streams.app import build_app
 from streams.decisions.config import PolicyConfig
 from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
+from streams.metrics import FleetMetrics, MetricsServer, StreamMetrics, serve_metrics
 from streams.processors import decisions, dispatching
 
 
@@ -46,23 +48,39 @@ class Worker:
     app: faust.App
     settings: Settings
     decisions: DecisionStage
-    metrics: Any = None
+    metrics: StreamMetrics
+    fleet: FleetMetrics
+    registries: tuple[CollectorRegistry, ...]
+
+    def serve_metrics(self) -> MetricsServer | None:
+        """Start /metrics on the configured port (none when the port is 0)."""
+        if not self.settings.metrics_port:
+            return None
+        return serve_metrics(list(self.registries), self.settings.metrics_port, self.settings.metrics_addr)
 
 
 def build_worker(
     settings: Settings, *, base_policy: PolicyConfig | None = None, faust_overrides: dict[str, Any] | None = None
 ) -> Worker:
     app = build_app(settings, **(faust_overrides or {}))
+    registry, fleet_registry = CollectorRegistry(), CollectorRegistry()
+    metrics = StreamMetrics(registry, component="worker")
+    fleet = FleetMetrics(fleet_registry)
     state = LiveClusterState(horizons_seconds=horizons(settings))
     stage = DecisionStage(state, policy_config(settings, base_policy), settings.policy)
-    decisions.register(app, settings, stage)
+    decisions.register(app, settings, stage, metrics, fleet)
     if settings.worker_dispatch:
-        dispatching.register(app, settings)
-    return Worker(app=app, settings=settings, decisions=stage)
+        dispatching.register(app, settings, metrics, fleet)
+    return Worker(app, settings, stage, metrics, fleet, (registry, fleet_registry))
 
 
-def build_dispatcher(settings: Settings, *, faust_overrides: dict[str, Any] | None = None) -> faust.App:
+def build_dispatcher(
+    settings: Settings, *, faust_overrides: dict[str, Any] | None = None
+) -> tuple[faust.App, MetricsServer | None]:
     """A Faust app running only the dispatcher (``plba dispatcher``), in its own consumer group."""
     app = build_app(replace(settings, worker_id=f"{settings.worker_id}-dispatcher"), **(faust_overrides or {}))
-    dispatching.register(app, settings)
-    return app
+    registry = CollectorRegistry()
+    metrics = StreamMetrics(registry, component="dispatcher")
+    dispatching.register(app, settings, metrics)
+    server = serve_metrics(registry, settings.metrics_port, settings.metrics_addr) if settings.metrics_port else None
+    return app, server

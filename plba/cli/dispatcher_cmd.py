@@ -24,4 +24,12 @@ def dispatcher_cmd() -> None:
     from streams.worker import build_dispatcher
 
     s = settings()
-    FaustWorker(build_dispatcher(s), loglevel=s.log_level.lower(), quiet=True).execute_from_commandline()
+    try:
+        app, server = build_dispatcher(s)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on port {s.metrics_port}: {exc}") from exc
+    try:
+        FaustWorker(app, loglevel=s.log_level.lower(), quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.close()

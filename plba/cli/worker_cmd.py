@@ -32,4 +32,12 @@ def worker_cmd() -> None:
         worker = build_worker(s)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    FaustWorker(worker.app, loglevel=s.log_level.lower(), quiet=True).execute_from_commandline()
+    try:
+        server = worker.serve_metrics()
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on port {s.metrics_port}: {exc}") from exc
+    try:
+        FaustWorker(worker.app, loglevel=s.log_level.lower(), quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.close()

@@ -13,6 +13,7 @@ import faust
 
 from schemas.codec import codec
 from schemas.settings import Settings
+from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
 from streams.processors.intake import intake
 
@@ -28,7 +29,7 @@ _RECORD_TYPE = {
 }
 
 
-def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: Any = None) -> None:
+def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: Any = None, fleet: Any = None) -> None:
     roles = {settings.topic(r): r for r in INPUT_ROLES}
     codecs = {r: codec(_RECORD_TYPE[r], max_bytes=settings.max_record_bytes) for r in INPUT_ROLES}
     inputs = app.topic(*roles, value_type=bytes, key_type=bytes)
@@ -38,15 +39,11 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
     order_codec, explanation_codec = codec("order"), codec("explanation")
     state = stage.state
 
-    def rejected(role: str, code: str) -> None:
-        if metrics is not None:
-            metrics.record_rejected(role, code)
-
     @app.agent(inputs, name="plba.decisions")
     async def decisions(stream: Any) -> None:
         async for rec in intake(
             stream, roles=roles, codecs=codecs, dlq_topic=dlq, processor="decisions",
-            on_reject=rejected, tombstones=frozenset({"policies"}),
+            metrics=metrics, tombstones=frozenset({"policies"}),
         ):  # fmt: skip
             value = rec.value
             if rec.role == "policies":
@@ -72,3 +69,32 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
                     await explanations.send(key=expl["node_id"].encode(), value=explanation_codec.encode(expl))
                 if metrics is not None:
                     metrics.record_decision(out)
+                    observe_fleet(state, metrics, fleet, stage.config.trigger_ratio)
+
+
+def observe_fleet(state: LiveClusterState, metrics: Any, fleet: Any, threshold: float) -> None:
+    """Export the decision side's view: per-node actual vs forecast, hot nodes, fleet means."""
+    view = state.view()
+    hot = dict.fromkeys(("cpu", "memory", "io"), 0)
+    sums: dict[tuple[str, str], float] = {}
+    for nid, node in view.nodes.items():
+        for res in ("cpu", "memory", "io"):
+            cap = node.capacity.get(res) or 0.0
+            if cap <= 0:
+                continue
+            actual = view.usage_of_node(nid, res) / cap
+            fc = view.node_forecasts.get((nid, res))
+            mean = max(fc.mean) / cap if fc is not None and fc.mean else None
+            upper = max(fc.upper) / cap if fc is not None and fc.upper else None
+            if fleet is not None:
+                fleet.set_node(nid, res, actual=actual, forecast=mean, upper=upper)
+            if (upper if upper is not None else actual) > threshold:
+                hot[res] += 1
+            sums[(res, "actual")] = sums.get((res, "actual"), 0.0) + actual
+            if upper is not None:
+                sums[(res, "upper")] = sums.get((res, "upper"), 0.0) + upper
+    for res, n in hot.items():
+        metrics.hot_nodes.labels(res).set(n)
+    n_nodes = len(view.nodes)
+    if n_nodes:
+        metrics.set_fleet(n_nodes, {k: v / n_nodes for k, v in sums.items()})

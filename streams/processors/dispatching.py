@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 # Migrations run for seconds to minutes: run several at once (one per workload at most, because
 # orders are keyed by workload and the policy keeps one in flight per workload).
 CONCURRENCY = 8
+_DRIVER_OF_METHOD = {"live": "qemu", "snapshot": "process", "reroute": "function", "simulated": "sim"}
 
 
-def register(app: faust.App, settings: Settings, metrics: Any = None) -> DispatchBook:
+def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any = None) -> DispatchBook:
     endpoints: dict[str, str] = {}
     book = DispatchBook()
     dispatcher = Dispatcher(endpoints.get, credentials=channel_credentials(settings.tls_dir))
@@ -41,14 +42,20 @@ def register(app: faust.App, settings: Settings, metrics: Any = None) -> Dispatc
             await placements.send(key=rec["workload_id"].encode(), value=placement_codec.encode(rec))
         else:
             await migrations.send(key=rec["order_id"].encode(), value=status_codec.encode(rec))
-            if metrics is not None:
-                metrics.record_migration_status(rec)
+            if rec["state"] in TERMINAL:
+                if metrics is not None:
+                    metrics.record_migration(
+                        rec.get("driver") or "unknown", rec["state"], duration_seconds=rec.get("total_seconds"),
+                        downtime_seconds=rec.get("downtime_seconds"), transferred_bytes=rec.get("transferred_bytes"),
+                    )  # fmt: skip
+                if fleet is not None and rec["state"] == "completed":
+                    fleet.record_migration(rec["workload_id"], rec["at"])
 
     @app.agent(usage, name="plba.dispatcher.endpoints")
     async def track_endpoints(stream: Any) -> None:
         async for rec in intake(
             stream, roles={usage_topic: "node_usage"}, codecs={"node_usage": usage_codec},
-            dlq_topic=dlq, processor="dispatcher",
+            dlq_topic=dlq, processor="dispatcher", metrics=metrics,
         ):  # fmt: skip
             assert rec.value is not None
             endpoints[rec.value["node_id"]] = rec.value["executor_endpoint"]
@@ -57,7 +64,7 @@ def register(app: faust.App, settings: Settings, metrics: Any = None) -> Dispatc
     async def dispatch(stream: Any) -> None:
         async for rec in intake(
             stream, roles={orders_topic: "orders"}, codecs={"orders": order_codec}, dlq_topic=dlq,
-            processor="dispatcher",
+            processor="dispatcher", metrics=metrics,
         ):  # fmt: skip
             order = rec.value
             assert order is not None
@@ -74,12 +81,21 @@ def register(app: faust.App, settings: Settings, metrics: Any = None) -> Dispatc
                 continue
             assert verdict == RUN
             final = None
+            in_flight = (
+                metrics.migrations_in_flight.labels(_DRIVER_OF_METHOD.get(order["method"], "other"))
+                if metrics
+                else None
+            )
+            if in_flight is not None:
+                in_flight.inc()
             try:
                 async for role, out in dispatcher.execute(order):
                     await publish(role, out)
                     if role == "migrations" and out["state"] in TERMINAL:
                         final = out["state"]
             finally:
+                if in_flight is not None:
+                    in_flight.dec()
                 if final is None:
                     book.release(order["order_id"])
                 else:

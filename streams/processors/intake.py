@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ async def intake(
     codecs: Mapping[str, Codec],
     dlq_topic: Any,
     processor: str,
-    on_reject: Callable[[str, str], None] = lambda role, code: None,
+    metrics: Any = None,
     tombstones: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Record]:
     """Yield decoded records of ``stream`` (a Faust stream); ``roles`` maps topic name → role."""
@@ -49,7 +49,9 @@ async def intake(
         try:
             value = None if raw is None and role in tombstones else codecs[role].decode(raw)
         except ContractError as exc:
-            on_reject(role, exc.code)
+            if metrics is not None:
+                metrics.record_rejected(role, exc.code)
+                metrics.record_dlq(role, exc.code)
             log.warning("%s: bad record at %s[%s]@%s: %s", processor, msg.topic, msg.partition, msg.offset, exc)
             await dlq_topic.send(
                 key=msg.topic.encode(),
@@ -66,4 +68,6 @@ async def intake(
                 ),
             )
             continue
+        if metrics is not None:
+            metrics.record_consumed(role)
         yield Record(role, msg.topic, msg.partition, msg.offset, msg.key, value, msg.timestamp)
