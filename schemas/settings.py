@@ -55,6 +55,10 @@ class Settings:
     kafka_heap: str = _opt("512m", "Java heap of the local broker (-Xmx)")
     cache_dir: Path = _opt(_home(".cache"), "Where downloaded jars are cached")
     data_dir: Path = _opt(_home(".local/share"), "Where the local broker keeps its data, logs and pid file")
+    kafka_local_security: str = _opt(
+        "none", "Extra listener of the local broker: none, or sasl_ssl (SCRAM-SHA-512 over TLS, certs from certs_dir)"
+    )
+    kafka_sasl_ssl_port: int = _opt(9094, "Port of the local broker's SASL_SSL listener (with sasl_ssl security)")
 
     # --- Data ---------------------------------------------------------------------------------
     traces_dir: Path = _opt(REPO_ROOT.parent / "shared" / "data" / "traces", "Folder of the shared cluster traces")
@@ -91,6 +95,9 @@ class Settings:
 
     # --- gRPC security ------------------------------------------------------------------------
     tls_dir: Path = _opt(Path(""), "Folder with ca.pem and this process's cert/key for gRPC mTLS (empty: plaintext)")
+    certs_dir: Path = _opt(
+        _home(".local/share") / "certs", "Where `plba certs init` writes the development CA, certificates and stores"
+    )
 
     @property
     def bootstrap(self) -> str:
@@ -149,7 +156,11 @@ class Settings:
             raise SettingsError(f"{env_var('policy')}: must be predictive, reactive or none, not {self.policy!r}")
         if self.decision_mode not in ("enforce", "recommend", "shadow"):
             raise SettingsError(f"{env_var('decision_mode')}: must be enforce, recommend or shadow")
-        for name in ("kafka_port", "kafka_controller_port"):
+        if self.kafka_local_security not in ("none", "sasl_ssl"):
+            raise SettingsError(
+                f"{env_var('kafka_local_security')}: must be none or sasl_ssl, not {self.kafka_local_security!r}"
+            )
+        for name in ("kafka_port", "kafka_controller_port", "kafka_sasl_ssl_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{env_var(name)}: port out of range: {getattr(self, name)}")
         if not 0 <= self.metrics_port < 65536:
