@@ -29,6 +29,7 @@ import itertools
 import math
 import re
 import statistics
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,8 +62,9 @@ class TraceSeries:
     source: str
     series: str
     step_seconds: float
-    values: tuple[float, ...]  # as in the trace, NaN where it has no sample
-    filled: tuple[float, ...]  # gaps held at the previous value
+    # Compact float arrays: a node may simulate hundreds of workloads on month-long series.
+    values: array[float]  # as in the trace, NaN where it has no sample
+    filled: array[float]  # gaps held at the previous value
 
     def __len__(self) -> int:
         return len(self.values)
@@ -129,18 +131,18 @@ def _load_cached(
         raise TraceError(f"cannot read trace {trace!r} ({file}): {exc}") from exc
     if not any(math.isfinite(v) for v in values):
         raise TraceError(f"trace {trace!r}, series {series!r}: no samples")
-    return TraceSeries(trace, series, step, tuple(values), _fill(values))
+    return TraceSeries(trace, series, step, array("d", values), _fill(values))
 
 
-def _fill(values: list[float]) -> tuple[float, ...]:
+def _fill(values: list[float]) -> array[float]:
     first = next(v for v in values if math.isfinite(v))
-    out: list[float] = []
+    out = array("d")
     last = first
     for v in values:
         if math.isfinite(v):
             last = v
         out.append(last)
-    return tuple(out)
+    return out
 
 
 def _lines(path: Path) -> Iterator[list[str]]:
