@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaError
+
 from agents.producer import BufferedProducer, BufferLimits, ProducerStats
 from schemas import registry
 from schemas.codec import codec
@@ -151,6 +153,19 @@ class UsagePublisher(RecordPublisher):
         return self
 
 
+# Errors of a partition that has no leader yet (just created, leader moving): worth retrying.
+_NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
+
 def _headers(raw: Any) -> Headers:
     """Kafka headers as ``[(name, bytes)]`` (confluent-kafka gives a list, None, or a dict)."""
     items = raw.items() if isinstance(raw, Mapping) else (raw or ())
@@ -178,7 +193,7 @@ def read_table(settings: Settings, type_name: str, *, decoder: Decoder | None = 
     dict (default: the contract codec); a :class:`ContractError` from it is collected in
     ``Table.invalid`` and, being the key's latest record, leaves the key without a value.
     """
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
     topic = registry.topic(type_name, settings.topic_prefix)
     table = Table(topic)
@@ -202,18 +217,24 @@ def read_table(settings: Settings, type_name: str, *, decoder: Decoder | None = 
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             raise TableReadError(f"topic {topic} does not exist (plba topics create)")
+        deadline = time.monotonic() + timeout
         ends: dict[int, int] = {}
         for p in tmeta.partitions:
-            try:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            except KafkaException as exc:
-                raise TableReadError(f"cannot read offsets of {topic}[{p}]: {exc}") from exc
+            while True:
+                try:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                    break
+                except KafkaException as exc:
+                    # Just after creation or a leader change the partition has no leader yet: retry.
+                    err = exc.args[0]
+                    if not (err.retriable() or err.code() in _NO_LEADER_YET) or time.monotonic() > deadline:
+                        raise TableReadError(f"cannot read offsets of {topic}[{p}]: {exc}") from exc
+                    time.sleep(0.2)
             if high > low:
                 ends[p] = high
         if not ends:
             return table
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout
         todo = set(ends)
         while todo:
             if time.monotonic() > deadline:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from schemas.settings import Settings
 
@@ -38,7 +38,14 @@ def read_all(settings: Settings, role: str, timeout: float = 60.0) -> list[Rec]:
         parts = list(meta.topics[topic].partitions)
         ends = {}
         for p in parts:
-            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            for attempt in range(100):
+                try:
+                    low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+                    break
+                except KafkaException as exc:  # no leader yet just after the topic was created
+                    if exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION or attempt == 99:
+                        raise
+                    time.sleep(0.2)
             if high > low:
                 ends[p] = high
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
