@@ -193,30 +193,48 @@ def _step_from_header(name: str) -> float | None:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
 
 
-def _wide(path: Path, series: str, step_seconds: float | None, index: str) -> tuple[float, list[float]]:
-    rows = _lines(path)
+@dataclass(frozen=True, slots=True)
+class _WideFile:
+    step_seconds: float
+    names: tuple[str, ...]
+    columns: tuple[array[float], ...]  # as read, one per series
+    grid: tuple[int, ...] | None  # step of each row when the rows are not one per step
+
+
+@functools.lru_cache(maxsize=2)
+def _wide_file(path: str, _mtime_ns: int, _size: int, step_seconds: float | None, index: str) -> _WideFile:
+    """Every column of a wide CSV, parsed in one pass (sims usually follow many series of one file)."""
+    file = Path(path)
+    rows = _lines(file)
     first = next(rows, None)
     if first is None:
-        raise TraceError(f"{path}: empty file")
+        raise TraceError(f"{file.name}: empty file")
     header: list[str] | None = None
     if not _is_instant(first[0]) or not all(_is_number(c) for c in first[1:]):
         header = [c.strip() for c in first]
-    names = header[1:] if header else [str(j) for j in range(1, len(first))]
-    if series not in names:
-        shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
-        raise TraceError(f"{path.name}: no series {series!r}; it has {len(names)}: {shown}")
-    col = names.index(series) + 1
-    data_rows = rows if header else _chain(first, rows)
+    names = tuple(header[1:] if header else [str(j) for j in range(1, len(first))])
+    width = len(names)
+    columns = tuple(array("d") for _ in names)
     stamps: list[float] = []
-    values: list[float] = []
-    for lineno, row in enumerate(data_rows, start=2 if header else 1):
+    nan = math.nan
+    for lineno, row in enumerate(rows if header else _chain(first, rows), start=2 if header else 1):
         try:
             stamps.append(_instant(row[0]))
-            values.append(_number(row[col]) if col < len(row) else math.nan)
         except ValueError as exc:
-            raise TraceError(f"{path.name} row {lineno}: not a number in series {series!r} or index: {exc}") from exc
-    if not values:
-        raise TraceError(f"{path.name}: header only, no data rows")
+            raise TraceError(f"{file.name} row {lineno}: the first column is not a step or a time: {exc}") from exc
+        cells = row[1 : width + 1]
+        for j, cell in enumerate(cells):
+            try:
+                columns[j].append(float(cell) if cell.strip() else nan)
+            except ValueError:
+                try:
+                    columns[j].append(_number(cell))
+                except ValueError:
+                    raise TraceError(f"{file.name} row {lineno}, series {names[j]!r}: not a number: {cell!r}") from None
+        for j in range(len(cells), width):
+            columns[j].append(nan)
+    if not stamps:
+        raise TraceError(f"{file.name}: header only, no data rows")
     if index == "auto":
         consecutive = all(b - a == 1.0 for a, b in itertools.pairwise(stamps))
         index = "step" if consecutive and stamps[0] < 1e6 and float(stamps[0]).is_integer() else "seconds"
@@ -226,11 +244,24 @@ def _wide(path: Path, series: str, step_seconds: float | None, index: str) -> tu
     else:
         spacing = [b - a for a, b in itertools.pairwise(stamps) if b > a]
         if step_seconds is None and not spacing:
-            raise TraceError(f"{path.name}: cannot infer the sampling interval from one timestamp; give step_seconds")
+            raise TraceError(f"{file.name}: cannot infer the sampling interval from one timestamp; give step_seconds")
         step = float(step_seconds or statistics.median(spacing))
         t0 = min(stamps)
         grid = [round((t - t0) / step) for t in stamps]
-    return float(step), _on_grid(grid, values)
+    regular = grid == list(range(grid[0], grid[0] + len(grid)))
+    return _WideFile(float(step), names, columns, None if regular else tuple(grid))
+
+
+def _wide(path: Path, series: str, step_seconds: float | None, index: str) -> tuple[float, list[float]]:
+    stat = path.stat()
+    wide = _wide_file(str(path), stat.st_mtime_ns, stat.st_size, step_seconds, index)
+    if series not in wide.names:
+        shown = ", ".join(wide.names[:8]) + (", …" if len(wide.names) > 8 else "")
+        raise TraceError(f"{path.name}: no series {series!r}; it has {len(wide.names)}: {shown}")
+    column = wide.columns[wide.names.index(series)]
+    if wide.grid is None:
+        return wide.step_seconds, list(column)
+    return wide.step_seconds, _on_grid(list(wide.grid), list(column))
 
 
 def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:

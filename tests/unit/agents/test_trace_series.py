@@ -73,7 +73,7 @@ def test_value_at_is_a_step_function_that_repeats(tmp_path):
     ("text", "series", "message"),
     [
         ("step,a,b\n0,1,2\n", "c", "no series 'c'; it has 2: a, b"),
-        ("step,a\n0,1\n1,x\n", "a", "row 3: not a number in series 'a'"),
+        ("step,a\n0,1\n1,x\n", "a", "row 3, series 'a': not a number: 'x'"),
         ("step,a\n0,\n1,\n", "a", "series 'a': no samples"),
         ("step,a\n", "a", "header only"),
         ("", "a", "empty file"),
