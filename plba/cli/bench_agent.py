@@ -114,7 +114,7 @@ async def _sampling(s: Any, workloads: int, interval: float, seconds: float, tra
         "records_unconfirmed": left,
         "process_cpu_seconds": round(cpu, 4),
         "cpu_seconds_per_sample": per_sample,
-        "cpu_seconds_per_workload_sample": per_sample / (workloads + 1) if samples else float("nan"),
+        "cpu_seconds_per_workload_sample": per_sample / workloads if samples else float("nan"),
         "core_ratio": cpu / wall,
         "core_ratio_at_1s_interval": per_sample / 1.0 if samples else float("nan"),
         "sampling_thread_cpu_seconds_per_sample": thread_cpu / samples if samples else float("nan"),
