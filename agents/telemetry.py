@@ -9,11 +9,12 @@ broker outage is absorbed by the producer's bounded buffer.
 Node figures
 ------------
 * A node **without** a configured capacity (``agents.node.Capacity.sliced`` false; for other
-  node objects: a capacity at least as large as the host) reports the host's real utilization from psutil: CPU busy ratio over the interval (busy = total - idle -
-  iowait, like ``psutil.cpu_percent``), memory used = total - available, disk read/write and
-  network rx/tx (loopback excluded) as bytes/s over the interval.
-* A node **with** a capacity smaller than the host (several nodes sharing one host, ARCHITECTURE
-  §7) reports the sum of its workloads' usage plus this process's own overhead (CPU, RSS, disk
+  node objects: a capacity at least as large as the host) reports the host's real utilization
+  from psutil: CPU busy ratio over the interval (busy = total - idle - iowait, like
+  ``psutil.cpu_percent``), memory used = total - available, disk read/write and network rx/tx
+  (loopback excluded) as bytes/s over the interval.
+* A node **with** a configured capacity (a slice of the host: several nodes sharing one host,
+  ARCHITECTURE §7) reports the sum of its workloads' usage plus this process's own overhead (CPU, RSS, disk
   I/O), against that capacity — never the host-wide figures, so two nodes on one host never both
   claim the host's load. Drivers report one I/O figure per workload (disk + network), so the
   workloads' I/O is reported half as disk read, half as disk write; consumers sum the four rates.
