@@ -48,6 +48,8 @@ class ExecutorCallError(Exception):
             message = f"node at {target} is unreachable: {details}"
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
             message = f"node at {target} did not answer {method} within {timeout:g} s"
+        elif code == grpc.StatusCode.CANCELLED:  # what a stopping gRPC server answers to new calls
+            message = f"node at {target} cancelled {method} (is it shutting down?): {details}"
         else:
             message = f"{method} refused by node at {target}: {code.name}: {details}"
         super().__init__(message)
