@@ -202,7 +202,10 @@ def test_the_default_process_is_the_counter_app(tmp_path):
 
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
-    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    script = (
+        "import os, pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "pathlib.Path(os.environ['PLBA_STATE_DIR'], 'deaf').touch(); time.sleep(600)"
+    )
 
     async def scenario() -> None:
         async with serving(tmp_path, drivers=("process",)) as (_node, client):
@@ -210,6 +213,12 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
             info = await client.start_workload_proto(
                 pb.WorkloadSpec(workload_id="stubborn", driver="process", params=params)
             )
+            deaf = tmp_path / "n1" / "workloads" / "stubborn" / "state" / "deaf"
+
+            async def ignoring() -> bool:
+                return deaf.exists()
+
+            await until(ignoring, "the process ignores SIGTERM")
             await client.stop_workload("stubborn")
             assert not psutil.pid_exists(info.pid) or psutil.Process(info.pid).status() == psutil.STATUS_ZOMBIE
 
@@ -220,7 +229,9 @@ def test_process_start_failures_are_precise(tmp_path):
     async def scenario() -> None:
         async with serving(tmp_path, drivers=("process",)) as (_node, client):
             with pytest.raises(ExecutorCallError) as err:
-                params = {"command": f"{PY} -c \"import sys; print('no config'); sys.exit(3)\"", "port": "none"}
+                # wait_port: the start waits for a port the process never opens, so it sees the exit.
+                command = f"{PY} -c \"import sys; print('no config'); sys.exit(3)\""
+                params = {"command": command, "wait_port": "true"}
                 await client.start_workload_proto(pb.WorkloadSpec(workload_id="dies", driver="process", params=params))
             assert err.value.code.name == "FAILED_PRECONDITION"
             assert "workload 'dies' exited during start with code 3: no config" in err.value.details
