@@ -31,7 +31,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from agents.producer import BufferedProducer, BufferLimits, ProducerStats
+from agents.producer import BufferedProducer, BufferLimits, LibrdkafkaLog, ProducerStats
 from schemas import registry
 from schemas.codec import codec
 from schemas.errors import ContractError
@@ -207,7 +207,7 @@ def read_table(settings: Settings, type_name: str, *, decoder: Decoder | None = 
             "auto.offset.reset": "earliest",
             "socket.timeout.ms": int(min(timeout, 30) * 1000),
         },
-        logger=logging.getLogger(f"{__name__}.librdkafka"),
+        logger=LibrdkafkaLog(f"{__name__}.librdkafka"),
     )
     try:
         try:

@@ -68,6 +68,7 @@ __all__ = [
     "BufferLimits",
     "BufferedProducer",
     "KafkaProducerLike",
+    "LibrdkafkaLog",
     "ProducerError",
     "ProducerStats",
     "producer_config",
@@ -180,6 +181,20 @@ class _Record:
     handed: float = 0.0  # monotonic time of the last hand-over to librdkafka
 
 
+class LibrdkafkaLog:
+    """A logger for librdkafka's own log lines, at DEBUG.
+
+    librdkafka logs every failed connection attempt at error level; what matters reaches us as
+    ``error_cb`` calls and delivery reports, which are logged once, at the right level.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._log = logging.getLogger(name)
+
+    def log(self, _level: int, msg: str, *args: Any) -> None:
+        self._log.debug(msg, *args)
+
+
 def _seq_of(rec: _Record) -> int:
     return rec.seq
 
@@ -258,6 +273,7 @@ class BufferedProducer:
             ("sent", "delivered", "failed", "dropped_overflow", "dropped_expired", "requeued", "lost_at_close"), 0
         )
         self._broker_down_logged = False
+        self._error_logged: dict[int, float] = {}
 
     def _build_client(self, settings: Settings, overrides: dict[str, KafkaValue]) -> KafkaProducerLike:
         from confluent_kafka import Producer
@@ -266,7 +282,7 @@ class BufferedProducer:
         cfg["error_cb"] = self._on_error  # type: ignore[assignment]
         try:
             # librdkafka logs go through Python logging: we never print to the app's stderr.
-            return Producer(cfg, logger=logging.getLogger(f"{__name__}.librdkafka"))  # type: ignore[no-any-return]
+            return Producer(cfg, logger=LibrdkafkaLog(f"{__name__}.librdkafka"))  # type: ignore[no-any-return]
         except KafkaException as exc:
             raise ProducerError(f"cannot build the Kafka producer: {exc}") from exc
 
@@ -365,8 +381,10 @@ class BufferedProducer:
     def stats(self) -> ProducerStats:
         with self._lock:
             now = self._clock()
-            heads = [*self._inflight.values(), *self._retry, *([self._queue[0]] if self._queue else [])]
-            oldest = min((r.created for r in heads), default=now)
+            # Each collection is in send order: its first record is its oldest.
+            heads = [next(iter(self._inflight.values()), None), self._retry[0] if self._retry else None,
+                     self._queue[0] if self._queue else None]  # fmt: skip
+            oldest = min((r.created for r in heads if r is not None), default=now)
             return ProducerStats(
                 **self._c,
                 buffered=len(self._queue) + len(self._retry),
@@ -482,8 +500,11 @@ class BufferedProducer:
             with self._lock:
                 self._rebuild = True
                 self._recovering = True
-        else:
-            log.debug("%s: %s", self.name, err)
+        else:  # authentication, SSL, resolution…: worth a warning, once a minute per kind
+            now = self._clock()
+            if now - self._error_logged.get(err.code(), -1e9) >= 60.0:
+                self._error_logged[err.code()] = now
+                log.warning("%s: %s", self.name, err.str())
 
     def _forget_locked(self, rec: _Record, counter: str) -> None:
         self._bytes -= rec.size
