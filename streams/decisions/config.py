@@ -81,8 +81,8 @@ class PolicyConfig:
     allow_partial: bool = True
     allow_swap: bool = True
     young_age_seconds: float = 3600.0
-    max_target_scan: int = 64
-    max_target_fits: int = 6
+    max_target_scan: int = 16
+    max_target_fits: int = 3
     maintenance_guard_seconds: float = 1800.0
     evacuation_margin_seconds: float = 900.0
     deadline_factor: float = 3.0

@@ -60,6 +60,10 @@ class _Candidate:
 
 
 class _Cycle:
+    SWAP_CHECKS = 24  # (x, y) pairs examined per hotspot at most
+    CANDIDATES_TRIED = 4  # candidates per pass whose targets are searched at most
+    SWAP_SEARCHES = 8  # failed swap searches per cycle before swaps are no longer tried
+
     def __init__(self, view: ClusterView, now: float, config: PolicyConfig, state: PolicyState) -> None:
         self.view, self.now, self.config, self.state = view, now, config, state
         self.decision = Decision(expired=reconcile(state, view, now, config))
@@ -67,6 +71,7 @@ class _Cycle:
         self.proj = Projection(view, now, config, self.gate)
         self.finder = TargetFinder(view, now, self.proj, self.gate)
         self.evacuating: set[str] = set()
+        self.swaps_failed = 0
 
     def run(self) -> Decision:
         self._evacuate()
@@ -164,7 +169,7 @@ class _Cycle:
             if c.workload.workload_id not in seen:
                 notes.append(CandidateNote(c.workload.workload_id, "does_not_resolve", f"peak after {c.after_ratio:.2f}"))
         for group in passes:
-            for c in group:
+            for c in group[: self.CANDIDATES_TRIED]:
                 choice = self.finder.find(c.workload, node, hs.resource, targets)
                 limit = choice and self.gate.limits_block(node.node_id, choice.node_id, node.pool)
                 if choice is None or limit:
@@ -175,7 +180,7 @@ class _Cycle:
                 notes.append(CandidateNote(c.workload.workload_id, None, f"to {choice.node_id}"))
                 self._explain(node.node_id, True, code, hs.resource, notes, targets)
                 return
-        if self.config.allow_swap and self._swap(node, hs, cands, code):
+        if self.config.allow_swap and self.swaps_failed < self.SWAP_SEARCHES and self._swap(node, hs, cands, code):
             self._explain(node.node_id, True, "swap", hs.resource, notes, targets)
             return
         self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets)
@@ -206,24 +211,34 @@ class _Cycle:
         return out, notes
 
     def _swap(self, node: Node, hs: Hotspot, cands: list[_Candidate], code: str) -> bool:
-        """Exchange a low-priority workload ``x`` here with a smaller ``y`` on a cool node."""
-        res = hs.resource
-        for c in sorted(cands, key=lambda c: (c.priority, c.after_ratio))[:4]:
+        """Exchange a large low-priority ``x`` here with a smaller ``y`` on a cool node.
+
+        The search is bounded (``SWAP_CHECKS`` pairs) so a hopeless node costs little per cycle.
+        """
+        res, budget = hs.resource, self.SWAP_CHECKS
+        for c in sorted(cands, key=lambda c: (c.priority, c.after_ratio))[:3]:
             x = c.workload
-            for b_id in self.finder.coolest(node.pool, res)[:16]:
+            x_size = max(self.proj.workload(x.workload_id, res)[0], default=0.0)
+            for b_id in self.finder.coolest(node.pool, res)[:8]:
                 b = self.view.nodes[b_id]
+                if self.proj.peak_ratio(b_id, res) >= self.proj.target_limit(b, res):
+                    break
                 if self.finder.static_block(x, node, b, slots=2) is not None:
                     continue
                 if self.gate.limits_block(node.node_id, b_id, node.pool, n=2) is not None:
-                    return False
-                for y_id in self.view.hosted_on(b_id):
+                    break
+                sizes = {y: max(self.proj.workload(y, res)[0], default=0.0) for y in self.view.hosted_on(b_id)}
+                for y_id in sorted((y for y in sizes if sizes[y] < x_size), key=lambda y: (sizes[y], y)):
+                    budget -= 1
+                    if budget < 0:
+                        break
                     y = self.view.workloads[y_id]
                     if self.gate.workload_block(y) or compatible(y, b, node) or self.gate.left_recently(y_id, node.node_id):
                         continue
                     if y.sla_tier == x.sla_tier and not self.gate.tier_room(x.sla_tier, 2):
                         continue
                     if self.proj.peak_after(node.node_id, res, plus=(y_id,), minus=(x.workload_id,)) > hs.release_ratio:
-                        continue
+                        break  # larger y only make it worse
                     if not self._swap_fits(b_id, x, y):
                         continue
                     est_y = self._estimate(y, b)
@@ -235,6 +250,7 @@ class _Cycle:
                     self._issue(x, node, b_id, reason, c.estimate, swap_with=id_y)
                     self._issue(y, b, node.node_id, self._reason("swap", hs, est_y), est_y, swap_with=id_x)
                     return True
+        self.swaps_failed += 1
         return False
 
     def _swap_fits(self, b_id: str, x: Workload, y: Workload) -> bool:

@@ -42,6 +42,7 @@ class Projection:
         self._moments: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
         self._wl: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
         self._bumped: dict[tuple[str, str], set[int]] = {}
+        self.assessed: dict[tuple[str, str], float] = {}  # peak ratio of each node when assessed
         self._peaks = [
             e for e in view.events
             if e.kind != "maintenance" and not e.in_forecast
@@ -109,14 +110,16 @@ class Projection:
         mean, var = self.moments(node_id, resource)
         if cap <= 0 or not mean:
             return 0.0 if not plus else math.inf
+        if not plus and not minus:
+            return max(m + math.sqrt(v) for m, v in zip(mean, var, strict=True)) / cap
         m, v = list(mean), list(var)
         for sign, group in ((1.0, plus), (-1.0, minus)):
             for wid in group:
                 wm, wv = self.workload(wid, resource)
-                for i in range(len(m)):
-                    m[i] += sign * wm[i]
-                    v[i] += sign * wv[i]
-        return max(max(mi, 0.0) + math.sqrt(max(vi, 0.0)) for mi, vi in zip(m, v, strict=True)) / cap
+                m = [a + sign * b for a, b in zip(m, wm, strict=True)]
+                v = [a + sign * b for a, b in zip(v, wv, strict=True)]
+        sqrt = math.sqrt
+        return max((mi if mi > 0.0 else 0.0) + sqrt(vi if vi > 0.0 else 0.0) for mi, vi in zip(m, v, strict=True)) / cap
 
     def move(self, workload_id: str, source: str, target: str) -> None:
         """Account for ``workload_id`` leaving ``source`` and reserving room on ``target``."""
@@ -154,6 +157,7 @@ class Projection:
         ttb = 0.0 if now_ratio > trig else (self.horizons[breach] if breach is not None else None)
         peak = max(max(curve) / cap if curve else 0.0, now_ratio)
         key = (node_id, resource)
+        self.assessed[key] = peak
         if ttb is None:
             state.streak.pop(key, None)
         else:

@@ -66,7 +66,10 @@ class TargetFinder:
         key = (pool, resource)
         if key not in self._order:
             nodes = self.view.pool_nodes(pool)
-            self._order[key] = sorted(nodes, key=lambda n: (self.proj.peak_ratio(n, resource), n))
+            known = self.proj.assessed
+            self._order[key] = sorted(
+                nodes, key=lambda n: (known[(n, resource)] if (n, resource) in known else self.proj.peak_ratio(n, resource), n)
+            )
         return self._order[key]
 
     def maintenance(self, node: Node) -> bool:
@@ -104,6 +107,8 @@ class TargetFinder:
             if scanned >= self.config.max_target_scan or fits >= self.config.max_target_fits:
                 break
             target = self.view.nodes[node_id]
+            if self.proj.peak_ratio(node_id, resource) >= self.proj.target_limit(target, resource):
+                break  # coolest first: every node from here on is already at its limit
             blocked = self.static_block(w, source, target, slots)
             if blocked is not None:
                 if blocked[0] != "same_node" and len(notes) < limit:
