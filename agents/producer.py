@@ -23,8 +23,10 @@ The guarantee (documented here because callers rely on it)
   with a retriable error (typically ``_MSG_TIMED_OUT`` after an outage longer than
   ``delivery_timeout_seconds``) is re-enqueued *in order*: hand-over pauses, the records still
   queued inside librdkafka are purged back to us, and once nothing is in flight the buffer is
-  re-sorted by send order and hand-over resumes. Records younger than the age bound are never
-  lost to a timeout.
+  re-sorted by send order and hand-over resumes. Order per key is strict: in the one race where
+  a newer record of the same key got through while an older one timed out (the broker came
+  back between their deadlines), the older one is dropped and counted (``dropped_overtaken``)
+  rather than delivered after it.
 * Exactly once: within ``delivery_timeout_seconds`` (120 s by default, more than the 60 s outage
   we must survive) librdkafka alone retries, and idempotence makes each record land exactly once.
   After a longer outage a re-enqueued record that had reached the broker just before the
@@ -98,7 +100,7 @@ _REQUEUE_CODES = frozenset(
 
 
 # Our counters -> the reason label of plba_producer_dropped_records_total (agents.metrics).
-_DROP_REASONS = {"dropped_overflow": "buffer_full", "dropped_expired": "too_old"}
+_DROP_REASONS = {"dropped_overflow": "buffer_full", "dropped_expired": "too_old", "dropped_overtaken": "overtaken"}
 
 
 class ProducerError(RuntimeError):
@@ -158,6 +160,7 @@ class ProducerStats:
     failed: int  # permanent delivery errors
     dropped_overflow: int  # oldest dropped because max_records / max_bytes was exceeded
     dropped_expired: int  # older than max_age_seconds before delivery
+    dropped_overtaken: int  # timed out while a newer record of its key got through: resending would reorder
     requeued: int  # came back from librdkafka with a retriable error and were queued again
     buffered: int  # held by us, not yet handed over
     inflight: int  # handed to librdkafka, no delivery report yet
@@ -270,10 +273,15 @@ class BufferedProducer:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._c = dict.fromkeys(
-            ("sent", "delivered", "failed", "dropped_overflow", "dropped_expired", "requeued", "lost_at_close"), 0
-        )
+            ("sent", "delivered", "failed", "dropped_overflow", "dropped_expired", "dropped_overtaken", "requeued",
+             "lost_at_close"),
+            0,
+        )  # fmt: skip
         self._broker_down_logged = False
         self._error_logged: dict[int, float] = {}
+        # (topic, key) -> seq of the newest delivered record of that key (pruned as it ages).
+        self._acked: dict[tuple[str, bytes], int] = {}
+        self._acked_prune_at = 4096
 
     def _build_client(self, settings: Settings, overrides: dict[str, KafkaValue]) -> KafkaProducerLike:
         from confluent_kafka import Producer
@@ -325,13 +333,23 @@ class BufferedProducer:
         rebuild = False
         with self._lock:
             if self._recovering and not self._inflight:
-                merged = sorted([*self._retry, *self._queue], key=lambda r: r.seq)
+                # Every report is in. A requeued record that a newer record of the same key has
+                # overtaken (delivered) cannot be sent without breaking the key's order: drop it.
+                keep = []
+                for r in self._retry:
+                    if r.key is not None and self._acked.get((r.topic, r.key), -1) > r.seq:
+                        self._forget_locked(r, "dropped_overtaken")
+                    else:
+                        keep.append(r)
+                merged = sorted([*keep, *self._queue], key=lambda r: r.seq)
                 self._queue = deque(merged)
                 self._retry = []
                 self._recovering = False
                 rebuild, self._rebuild = self._rebuild, False
             self._enforce_bounds_locked()
             held = len(self._queue) + len(self._inflight) + len(self._retry)
+            if len(self._acked) > self._acked_prune_at:
+                self._prune_acked_locked()
         if self._metrics is not None:
             self._metrics.producer_buffer.set(held)
         if rebuild and self._factory is not None:
@@ -463,6 +481,10 @@ class BufferedProducer:
             if err is None:
                 self._forget_locked(rec, "delivered")
                 self._healthy = True
+                if rec.key is not None:
+                    k = (rec.topic, rec.key)
+                    if rec.seq > self._acked.get(k, -1):
+                        self._acked[k] = rec.seq
                 if self._broker_down_logged:
                     log.info("%s: deliveries resumed", self.name)
                     self._broker_down_logged = False
@@ -505,6 +527,14 @@ class BufferedProducer:
             if now - self._error_logged.get(err.code(), -1e9) >= 60.0:
                 self._error_logged[err.code()] = now
                 log.warning("%s: %s", self.name, err.str())
+
+    def _prune_acked_locked(self) -> None:
+        # Only acks newer than the oldest unconfirmed record can overtake anything.
+        heads = [next(iter(self._inflight.values()), None), self._retry[0] if self._retry else None,
+                 self._queue[0] if self._queue else None]  # fmt: skip
+        oldest = min((r.seq for r in heads if r is not None), default=self._next_seq)
+        self._acked = {k: v for k, v in self._acked.items() if v > oldest}
+        self._acked_prune_at = max(4096, 2 * len(self._acked))
 
     def _forget_locked(self, rec: _Record, counter: str) -> None:
         self._bytes -= rec.size
