@@ -45,8 +45,15 @@ POLICY_NAMES = ("none", "reactive", "predictive")
 class EwmaBandForecaster:
     """Vectorised stand-in: EWMA level; per horizon, EWMA bias and spread of ``x[t] - level[t-h]``."""
 
-    def __init__(self, n_series: int, horizon_steps: tuple[int, ...] = HORIZON_STEPS, alpha: float = 0.5,
-                 beta: float = 0.05, z: float = 2.0, upper_bound: float | None = None) -> None:
+    def __init__(
+        self,
+        n_series: int,
+        horizon_steps: tuple[int, ...] = HORIZON_STEPS,
+        alpha: float = 0.5,
+        beta: float = 0.05,
+        z: float = 2.0,
+        upper_bound: float | None = None,
+    ) -> None:
         if not 0 < alpha <= 1 or not 0 < beta <= 1 or z < 0:
             raise ValueError("alpha, beta in (0, 1], z >= 0 required")
         self.steps, self.alpha, self.beta, self.z, self.cap = horizon_steps, alpha, beta, z, upper_bound
@@ -80,12 +87,15 @@ class EwmaBandForecaster:
 class SeriesBatchForecaster:
     """One ``streams.forecasting.forecaster.SeriesForecaster`` per series (the live core)."""
 
-    def __init__(self, n_series: int, step_seconds: float, horizons_seconds: tuple[float, ...],
-                 upper_bound: float | None = None) -> None:
+    def __init__(
+        self, n_series: int, step_seconds: float, horizons_seconds: tuple[float, ...], upper_bound: float | None = None
+    ) -> None:
         from streams.forecasting.forecaster import SeriesForecaster
 
         self.models = [
-            SeriesForecaster(step_seconds=step_seconds, horizons_seconds=list(horizons_seconds), upper_bound=upper_bound)
+            SeriesForecaster(
+                step_seconds=step_seconds, horizons_seconds=list(horizons_seconds), upper_bound=upper_bound
+            )
             for _ in range(n_series)
         ]
         self.h = len(horizons_seconds)
@@ -107,14 +117,20 @@ def _hash(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
 
 
-def pack_trace(trace_name: str | Path, nodes: int, target_util: float = 0.6, workloads_per_node: int = 20,
-               max_steps: int | None = None, pool_size: int = 0, traces_dir: str | Path | None = None,
-               ) -> tuple[PackedCluster, dict[str, Any]]:
+def pack_trace(
+    trace_name: str | Path,
+    nodes: int,
+    target_util: float = 0.6,
+    workloads_per_node: int = 20,
+    max_steps: int | None = None,
+    pool_size: int = 0,
+    traces_dir: str | Path | None = None,
+) -> tuple[PackedCluster, dict[str, Any]]:
     """Build the cluster of the module docstring; returns it and a description for the report."""
     if nodes < 2 or workloads_per_node < 1 or not 0 < target_util < 1:
         raise ValueError("nodes >= 2, workloads_per_node >= 1 and 0 < target_util < 1 required")
     trace = load_trace(trace_name, traces_dir)
-    values = trace.values[: max_steps] if max_steps else trace.values
+    values = trace.values[:max_steps] if max_steps else trace.values
     values = _ffill(np.clip(values, 0.0, 100.0)) / 100.0
     names = sorted(trace.series_names, key=lambda s: (_hash(s), s))
     col = {s: j for j, s in enumerate(trace.series_names)}
@@ -135,13 +151,25 @@ def pack_trace(trace_name: str | Path, nodes: int, target_util: float = 0.6, wor
     capacity = float(first_day.sum() / (nodes * target_util))
     h = np.array([_hash(i) for i in ids], dtype=np.uint64)
     cluster = PackedCluster(
-        loads=loads, placement=placement, capacity_cores=capacity, n_nodes=nodes, workload_ids=ids,
+        loads=loads,
+        placement=placement,
+        capacity_cores=capacity,
+        n_nodes=nodes,
+        workload_ids=ids,
         priorities=(h % np.uint64(4)).astype(np.int64),
         memory_bytes=(GIB * 2 ** ((h >> np.uint64(8)) % np.uint64(4))).astype(float),
-        step_seconds=trace.step_seconds, start_at=trace.start_at, pool_size=pool_size,
+        step_seconds=trace.step_seconds,
+        start_at=trace.start_at,
+        pool_size=pool_size,
     )
-    about = {"series": trace.n_series, "workloads": count, "tiled": count > len(names), "steps": int(loads.shape[0]),
-             "step_seconds": trace.step_seconds, "capacity_cores": round(capacity, 4)}
+    about = {
+        "series": trace.n_series,
+        "workloads": count,
+        "tiled": count > len(names),
+        "steps": int(loads.shape[0]),
+        "step_seconds": trace.step_seconds,
+        "capacity_cores": round(capacity, 4),
+    }
     return cluster, about
 
 
@@ -172,18 +200,32 @@ def _has_series() -> bool:
     return True
 
 
-def run_bench(trace: str | Path, nodes: int, target_util: float = 0.6, workloads_per_node: int = 20,
-              max_steps: int | None = 2016, forecaster: str = "auto", pool_size: int = 0,
-              shadow: bool = True, policies: tuple[str, ...] = POLICY_NAMES,
-              traces_dir: str | Path | None = None) -> dict[str, Any]:
+def run_bench(
+    trace: str | Path,
+    nodes: int,
+    target_util: float = 0.6,
+    workloads_per_node: int = 20,
+    max_steps: int | None = 2016,
+    forecaster: str = "auto",
+    pool_size: int = 0,
+    shadow: bool = True,
+    policies: tuple[str, ...] = POLICY_NAMES,
+    traces_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Pack ``trace`` onto ``nodes`` and replay it through each policy; the benchmark's JSON."""
     started = time.perf_counter()
     cluster, about = pack_trace(trace, nodes, target_util, workloads_per_node, max_steps, pool_size, traces_dir)
     horizons = tuple(float(h * cluster.step_seconds) for h in HORIZON_STEPS)
     config = bench_config(cluster.step_seconds)
     kind = forecaster
-    out: dict[str, Any] = {"trace": str(trace), "nodes": nodes, "workloads_per_node": workloads_per_node,
-                           "target_util": target_util, **about, "policies": {}}
+    out: dict[str, Any] = {
+        "trace": str(trace),
+        "nodes": nodes,
+        "workloads_per_node": workloads_per_node,
+        "target_util": target_util,
+        **about,
+        "policies": {},
+    }
     for name in policies:
         t0 = time.perf_counter()
         fc = _forecaster(kind, cluster, horizons)
@@ -200,21 +242,36 @@ def run_bench(trace: str | Path, nodes: int, target_util: float = 0.6, workloads
 
 def bench_config(step_seconds: float) -> PolicyConfig:
     """The policy parameters of the benchmark (CPU only; one decision per trace step)."""
-    return PolicyConfig(resources=("cpu",), decision_interval_seconds=step_seconds,
-                        safety=SafetyConfig(max_per_pool=10_000, max_global_rate=10_000))
+    return PolicyConfig(
+        resources=("cpu",),
+        decision_interval_seconds=step_seconds,
+        safety=SafetyConfig(max_per_pool=10_000, max_global_rate=10_000),
+    )
 
 
 def table(result: dict[str, Any]) -> str:
     """A plain-text table of the per-policy metrics."""
-    cols = ("overload_node_seconds", "sla_violation_seconds", "migrations", "ping_pongs",
-            "total_downtime_seconds", "saturated_node_seconds", "replay_seconds")
+    cols = (
+        "overload_node_seconds",
+        "sla_violation_seconds",
+        "migrations",
+        "ping_pongs",
+        "total_downtime_seconds",
+        "saturated_node_seconds",
+        "replay_seconds",
+    )
     head = f"{'policy':<11}" + "".join(f"{c.replace('_seconds', '_s'):>24}" for c in cols)
-    lines = [f"trace {result['trace']}: {result['nodes']} nodes x {result['workloads_per_node']} workloads, "
-             f"{result['steps']} steps of {result['step_seconds']:.0f}s, forecaster {result['forecaster']}", head]
+    lines = [
+        f"trace {result['trace']}: {result['nodes']} nodes x {result['workloads_per_node']} workloads, "
+        f"{result['steps']} steps of {result['step_seconds']:.0f}s, forecaster {result['forecaster']}",
+        head,
+    ]
     for name, m in result["policies"].items():
         lines.append(f"{name:<11}" + "".join(f"{m[c]:>24}" for c in cols))
     shadow = result["policies"].get("none", {}).get("shadow")
     if shadow:
-        lines.append(f"shadow (predictive recommendations vs. actual overloads, no action): "
-                     f"precision {shadow['precision']}, recall {shadow['recall']}")
+        lines.append(
+            f"shadow (predictive recommendations vs. actual overloads, no action): "
+            f"precision {shadow['precision']}, recall {shadow['recall']}"
+        )
     return "\n".join(lines)

@@ -30,18 +30,34 @@ __all__ = ["build_order", "decide"]
 
 
 def build_order(
-    w: Workload, source: Node, target: str, reason: Reason, est: MigrationEstimate, now: float,
-    config: PolicyConfig, swap_with: str | None = None,
+    w: Workload,
+    source: Node,
+    target: str,
+    reason: Reason,
+    est: MigrationEstimate,
+    now: float,
+    config: PolicyConfig,
+    swap_with: str | None = None,
 ) -> Order:
     """The order moving ``w`` from ``source`` to ``target``: deterministic id, deadline, mode."""
     interval = config.decision_interval_seconds
     return Order(
         order_id=make_order_id(w.workload_id, source.node_id, target, reason.code, now, interval),
-        workload_id=w.workload_id, kind=w.kind, source_node=source.node_id, target_node=target,
-        method=method_for(w.kind, source.driver), reason=reason, issued_at=now,
+        workload_id=w.workload_id,
+        kind=w.kind,
+        source_node=source.node_id,
+        target_node=target,
+        method=method_for(w.kind, source.driver),
+        reason=reason,
+        issued_at=now,
         deadline_at=now + est.duration_seconds * config.deadline_factor + config.deadline_slack_seconds,
-        dry_run=config.dry_run, mode=config.mode, pool=source.pool, sla_tier=w.sla_tier, swap_with=swap_with,
-        predicted_duration_seconds=est.duration_seconds, predicted_downtime_seconds=est.downtime_seconds,
+        dry_run=config.dry_run,
+        mode=config.mode,
+        pool=source.pool,
+        sla_tier=w.sla_tier,
+        swap_with=swap_with,
+        predicted_duration_seconds=est.duration_seconds,
+        predicted_downtime_seconds=est.downtime_seconds,
     )
 
 
@@ -110,10 +126,17 @@ class _Cycle:
                     continue
                 self.evacuating.add(node_id)
                 reason = Reason(
-                    "maintenance_evacuation", None, ev.start_at, None, None, lead,
+                    "maintenance_evacuation",
+                    None,
+                    ev.start_at,
+                    None,
+                    None,
+                    lead,
                     f"maintenance {ev.event_id} starts at {ev.start_at:.0f}",
                 )
-                stuck = [self.view.workloads[w] for w in hosted if not self._movable(w) and w not in self.gate.in_flight]
+                stuck = [
+                    self.view.workloads[w] for w in hosted if not self._movable(w) and w not in self.gate.in_flight
+                ]
                 self._evacuate_node(node, moving, ests, reason, stuck)
 
     def _movable(self, wid: str) -> bool:
@@ -121,7 +144,11 @@ class _Cycle:
         return w.migratable and not w.pinned and wid not in self.gate.in_flight
 
     def _evacuate_node(
-        self, node: Node, moving: list[Workload], ests: dict[str, MigrationEstimate], reason: Reason,
+        self,
+        node: Node,
+        moving: list[Workload],
+        ests: dict[str, MigrationEstimate],
+        reason: Reason,
         stuck: list[Workload],
     ) -> None:
         cands = [CandidateNote(w.workload_id, *(self.gate.workload_block(w) or ("", ""))) for w in stuck]
@@ -167,7 +194,9 @@ class _Cycle:
         seen = {c.workload.workload_id for p in passes for c in p}
         for c in cands:
             if c.workload.workload_id not in seen:
-                notes.append(CandidateNote(c.workload.workload_id, "does_not_resolve", f"peak after {c.after_ratio:.2f}"))
+                notes.append(
+                    CandidateNote(c.workload.workload_id, "does_not_resolve", f"peak after {c.after_ratio:.2f}")
+                )
         for group in passes:
             for c in group[: self.CANDIDATES_TRIED]:
                 choice = self.finder.find(c.workload, node, hs.resource, targets)
@@ -199,10 +228,14 @@ class _Cycle:
                 continue
             est = self._estimate(w, node)
             if w.max_downtime_seconds is not None and est.downtime_seconds > w.max_downtime_seconds:
-                notes.append(CandidateNote(wid, "sla_downtime", f"{est.downtime_seconds:.2f}s > {w.max_downtime_seconds}s"))
+                notes.append(
+                    CandidateNote(wid, "sla_downtime", f"{est.downtime_seconds:.2f}s > {w.max_downtime_seconds}s")
+                )
                 continue
-            after = max(self.proj.peak_after(node.node_id, hs.resource, minus=(wid,)),
-                        (now_load - self.view.workload_usage.get((wid, hs.resource), 0.0)) / cap)
+            after = max(
+                self.proj.peak_after(node.node_id, hs.resource, minus=(wid,)),
+                (now_load - self.view.workload_usage.get((wid, hs.resource), 0.0)) / cap,
+            )
             max_down = w.max_downtime_seconds or 60.0
             young = 1.0 if self.now - w.started_at < self.config.young_age_seconds else 0.0
             cost = est.duration_seconds / 60.0 + est.downtime_seconds / max_down + young
@@ -233,7 +266,11 @@ class _Cycle:
                     if budget < 0:
                         break
                     y = self.view.workloads[y_id]
-                    if self.gate.workload_block(y) or compatible(y, b, node) or self.gate.left_recently(y_id, node.node_id):
+                    if (
+                        self.gate.workload_block(y)
+                        or compatible(y, b, node)
+                        or self.gate.left_recently(y_id, node.node_id)
+                    ):
                         continue
                     if y.sla_tier == x.sla_tier and not self.gate.tier_room(x.sla_tier, 2):
                         continue
@@ -273,7 +310,12 @@ class _Cycle:
         return make_order_id(w.workload_id, source, target, code, self.now, self.config.decision_interval_seconds)
 
     def _issue(
-        self, w: Workload, source: Node, target: str, reason: Reason, est: MigrationEstimate,
+        self,
+        w: Workload,
+        source: Node,
+        target: str,
+        reason: Reason,
+        est: MigrationEstimate,
         swap_with: str | None = None,
     ) -> Order:
         order = build_order(w, source, target, reason, est, self.now, self.config, swap_with)
@@ -283,11 +325,25 @@ class _Cycle:
         return order
 
     def _explain(
-        self, node_id: str, acted: bool, reason: str, resource: str | None,
-        cands: list[CandidateNote], targets: list[TargetNote], message: str = "",
+        self,
+        node_id: str,
+        acted: bool,
+        reason: str,
+        resource: str | None,
+        cands: list[CandidateNote],
+        targets: list[TargetNote],
+        message: str = "",
     ) -> None:
         lim = self.config.explain_limit
-        self.decision.explanations.append(Explanation(
-            node_id, self.now, "acted" if acted else "no_action", reason, resource,
-            tuple(cands[-lim:] if acted else cands[:lim]), tuple(targets[-lim:] if acted else targets[:lim]), message,
-        ))
+        self.decision.explanations.append(
+            Explanation(
+                node_id,
+                self.now,
+                "acted" if acted else "no_action",
+                reason,
+                resource,
+                tuple(cands[-lim:] if acted else cands[:lim]),
+                tuple(targets[-lim:] if acted else targets[:lim]),
+                message,
+            )
+        )

@@ -44,8 +44,10 @@ class Projection:
         self._bumped: dict[tuple[str, str], set[int]] = {}
         self.assessed: dict[tuple[str, str], float] = {}  # peak ratio of each node when assessed
         self._peaks = [
-            e for e in view.events
-            if e.kind != "maintenance" and not e.in_forecast
+            e
+            for e in view.events
+            if e.kind != "maintenance"
+            and not e.in_forecast
             and e.overlaps(now, now + (max(self.horizons) if self.horizons else 0.0) + 1.0)
         ]
         for wid, (src, dst) in gate.in_flight.items():
@@ -172,7 +174,9 @@ class Projection:
         by_event = breach is not None and ttb > 0 and breach in self._bumped.get(key, ())
         return Hotspot(node_id, resource, ttb, peak, trig, rel, by_event)
 
-    def fits(self, node_id: str, workload_id: str, resources: Sequence[str], limit_of: dict[str, float]) -> tuple[bool, str]:
+    def fits(
+        self, node_id: str, workload_id: str, resources: Sequence[str], limit_of: dict[str, float]
+    ) -> tuple[bool, str]:
         """Whether ``node_id`` stays under ``limit_of[res]`` on every resource with the workload added."""
         worst = 0.0
         for res in resources:

@@ -47,8 +47,15 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
                 notes.append(CandidateNote(w.workload_id, "no_target", "no compatible node with room now"))
                 continue
             est = config.migration.estimate(method_for(w.kind, node.driver), w.memory_bytes)
-            reason = Reason("current_overload", res, now, util[res], threshold, 0.0,
-                            f"{res} on {node_id} at {util[res]:.2f} > {threshold:.2f}")
+            reason = Reason(
+                "current_overload",
+                res,
+                now,
+                util[res],
+                threshold,
+                0.0,
+                f"{res} on {node_id} at {util[res]:.2f} > {threshold:.2f}",
+            )
             order = build_order(w, node, target, reason, est, now, config)
             gate.admit(order)
             decision.orders.append(order)
@@ -59,10 +66,16 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
             notes.append(CandidateNote(w.workload_id, None, f"to {target}"))
             acted = True
             break
-        decision.explanations.append(Explanation(
-            node_id, now, "acted" if acted else "no_action", "current_overload" if acted else "no_feasible_move",
-            res, tuple(notes[-config.explain_limit:] if acted else notes[: config.explain_limit]),
-        ))
+        decision.explanations.append(
+            Explanation(
+                node_id,
+                now,
+                "acted" if acted else "no_action",
+                "current_overload" if acted else "no_feasible_move",
+                res,
+                tuple(notes[-config.explain_limit :] if acted else notes[: config.explain_limit]),
+            )
+        )
     return decision
 
 
@@ -72,8 +85,14 @@ def _ratio(load: float, node: Node, res: str) -> float:
 
 
 def _least_loaded(
-    view: ClusterView, now: float, config: PolicyConfig, gate: Gate, load: dict[tuple[str, str], float],
-    w: Workload, source: Node, res: str,
+    view: ClusterView,
+    now: float,
+    config: PolicyConfig,
+    gate: Gate,
+    load: dict[tuple[str, str], float],
+    w: Workload,
+    source: Node,
+    res: str,
 ) -> str | None:
     best: tuple[float, str] | None = None
     for node_id in view.pool_nodes(source.pool):

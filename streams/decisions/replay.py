@@ -81,8 +81,13 @@ class ReplayMetrics:
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {k: getattr(self, k) for k in self.__slots__ if k != "shadow"}
-        for k in ("overload_node_seconds", "saturated_node_seconds", "sla_violation_seconds",
-                  "total_downtime_seconds", "decide_seconds"):
+        for k in (
+            "overload_node_seconds",
+            "saturated_node_seconds",
+            "sla_violation_seconds",
+            "total_downtime_seconds",
+            "decide_seconds",
+        ):
             out[k] = round(float(out[k]), 3)  # type: ignore[arg-type]
         if self.shadow:
             out["shadow"] = self.shadow
@@ -92,8 +97,9 @@ class ReplayMetrics:
 class _Table(Mapping[tuple[str, str], ResourceForecast]):
     """Lazy ``(id, "cpu") -> ResourceForecast`` over row-indexed mean/upper arrays."""
 
-    def __init__(self, index: Mapping[str, int], mean: np.ndarray, upper: np.ndarray, at: float,
-                 horizons: tuple[float, ...]) -> None:
+    def __init__(
+        self, index: Mapping[str, int], mean: np.ndarray, upper: np.ndarray, at: float, horizons: tuple[float, ...]
+    ) -> None:
         self.index, self.mean, self.upper, self.at, self.horizons = index, mean, upper, at, horizons
 
     def __getitem__(self, key: tuple[str, str]) -> ResourceForecast:
@@ -155,14 +161,26 @@ def run_replay(
     w_index = {wid: i for i, wid in enumerate(cluster.workload_ids)}
     pool_size = cluster.pool_size or n
     nodes = {
-        nid: Node(nid, f"pool{i // pool_size}", {"cpu": cluster.capacity_cores}, driver="sim",
-                  fingerprint={"cpu_model": "trace", "mem_class": "std"})
+        nid: Node(
+            nid,
+            f"pool{i // pool_size}",
+            {"cpu": cluster.capacity_cores},
+            driver="sim",
+            fingerprint={"cpu_model": "trace", "mem_class": "std"},
+        )
         for i, nid in enumerate(node_ids)
     }
     place = cluster.placement.astype(np.int64).copy()
     workloads = {
-        wid: Workload(wid, node_ids[place[i]], "vm", int(cluster.priorities[i]), f"tier{int(cluster.priorities[i])}",
-                      memory_bytes=float(cluster.memory_bytes[i]), started_at=cluster.start_at - 86400.0)
+        wid: Workload(
+            wid,
+            node_ids[place[i]],
+            "vm",
+            int(cluster.priorities[i]),
+            f"tier{int(cluster.priorities[i])}",
+            memory_bytes=float(cluster.memory_bytes[i]),
+            started_at=cluster.start_at - 86400.0,
+        )
         for i, wid in enumerate(cluster.workload_ids)
     }
     hosted: dict[str, list[str]] = {nid: [] for nid in node_ids}
@@ -186,8 +204,15 @@ def run_replay(
                 hosted[node_ids[dst]].append(wid)
                 place[wi] = dst
                 w = workloads[wid]
-                workloads[wid] = Workload(wid, node_ids[dst], w.kind, w.priority, w.sla_tier,
-                                          memory_bytes=w.memory_bytes, started_at=w.started_at)
+                workloads[wid] = Workload(
+                    wid,
+                    node_ids[dst],
+                    w.kind,
+                    w.priority,
+                    w.sla_tier,
+                    memory_bytes=w.memory_bytes,
+                    started_at=w.started_at,
+                )
                 del moving[wi]
         x = cluster.loads[t]
         load = np.bincount(place, weights=x, minlength=n)
@@ -227,8 +252,9 @@ def run_replay(
             s_config, s_forecaster = shadow
             s_forecaster.update(now, x)
             s_mean, s_upper = s_forecaster.forecast(now)
-            s_view = _view(nodes, workloads, hosted, node_ids, place, load, s_mean, s_upper, x, w_index, now,
-                           horizons_seconds)
+            s_view = _view(
+                nodes, workloads, hosted, node_ids, place, load, s_mean, s_upper, x, w_index, now, horizons_seconds
+            )
             scorer.record(POLICIES["predictive"](s_view, now, s_config, shadow_state))
             for i in range(n):
                 scorer.observe(node_ids[i], "cpu", now, float(util[i]), thr)
@@ -238,9 +264,18 @@ def run_replay(
 
 
 def _view(
-    nodes: dict[str, Node], workloads: dict[str, Workload], hosted: dict[str, list[str]], node_ids: list[str],
-    place: np.ndarray, load: np.ndarray, mean: np.ndarray, upper: np.ndarray, x: np.ndarray,
-    w_index: dict[str, int], now: float, horizons: tuple[float, ...],
+    nodes: dict[str, Node],
+    workloads: dict[str, Workload],
+    hosted: dict[str, list[str]],
+    node_ids: list[str],
+    place: np.ndarray,
+    load: np.ndarray,
+    mean: np.ndarray,
+    upper: np.ndarray,
+    x: np.ndarray,
+    w_index: dict[str, int],
+    now: float,
+    horizons: tuple[float, ...],
 ) -> ClusterView:
     n, h = len(node_ids), mean.shape[1]
     node_mean = np.stack([np.bincount(place, weights=mean[:, j], minlength=n) for j in range(h)], axis=1)
@@ -249,8 +284,12 @@ def _view(
     node_upper = node_mean + np.sqrt(node_var)  # the aggregation ClusterView.node_curve documents
     n_index = {nid: i for i, nid in enumerate(node_ids)}
     return ClusterView(
-        nodes=nodes, workloads=workloads, horizons_seconds=horizons,
+        nodes=nodes,
+        workloads=workloads,
+        horizons_seconds=horizons,
         node_forecasts=_Table(n_index, node_mean, node_upper, now, horizons),
         workload_forecasts=_Table(w_index, mean, upper, now, horizons),
-        node_usage=_Values(n_index, load), workload_usage=_Values(w_index, x), hosted=hosted,
+        node_usage=_Values(n_index, load),
+        workload_usage=_Values(w_index, x),
+        hosted=hosted,
     )

@@ -68,7 +68,11 @@ class TargetFinder:
             nodes = self.view.pool_nodes(pool)
             known = self.proj.assessed
             self._order[key] = sorted(
-                nodes, key=lambda n: (known[(n, resource)] if (n, resource) in known else self.proj.peak_ratio(n, resource), n)
+                nodes,
+                key=lambda n: (
+                    known[(n, resource)] if (n, resource) in known else self.proj.peak_ratio(n, resource),
+                    n,
+                ),
             )
         return self._order[key]
 
@@ -95,9 +99,7 @@ class TargetFinder:
             return "hot", "node is itself predicted hot"
         return None
 
-    def find(
-        self, w: Workload, source: Node, resource: str, notes: list[TargetNote], slots: int = 1
-    ) -> Choice | None:
+    def find(self, w: Workload, source: Node, resource: str, notes: list[TargetNote], slots: int = 1) -> Choice | None:
         """Best target for ``w``: the lowest peak after the move, penalised by dissimilarity."""
         resources = self.config.resources
         best: tuple[float, str, str] | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from _decision_fixtures import GIB, HORIZONS, cpu_config, make_view, node, replay, workload
 
 from streams.decisions import POLICIES, EventWindow, PolicyState
@@ -10,6 +12,7 @@ from streams.decisions.cluster import ResourceForecast
 
 def spike_at(now: float) -> dict[str, tuple[float, ...]]:
     """``hi`` on n1 ramps to a spike at t=900: n1 breaches 0.85 x 10 cores from t=900 on."""
+
     def hi_at(t: float) -> float:
         return 7.5 if t >= 900 else 3.0
 
@@ -39,7 +42,7 @@ def test_reactive_acts_only_after_the_breach() -> None:
     nodes = [node("n1"), node("n2")]
     wls = [workload("hi", "n1", 9), workload("lo", "n1", 0), workload("mid", "n1", 5), workload("other", "n2", 3)]
     history, _ = replay("reactive", nodes, wls, spike_at, steps=5, config=cpu_config())
-    first = [t for t, d in history if d.orders][0]
+    first = next(t for t, d in history if d.orders)
     assert first >= 900
 
 
@@ -49,8 +52,15 @@ def test_maintenance_window_is_evacuated_before_it_starts() -> None:
     wls = [workload(f"w{i}", "n1", i, memory_bytes=4 * GIB) for i in range(5)] + [workload("pin", "n1", pinned=True)]
     window = EventWindow("mw1", "maintenance", start, start + 7200, nodes=frozenset({"n1"}))
     config = cpu_config(safety=cpu_config().safety.__class__(max_per_node=1, max_per_pool=2))
-    history, placed = replay("predictive", nodes, wls, lambda t: {w.workload_id: 1.0 for w in wls},
-                             steps=int(start // 300) + 4, config=config, events=(window,))
+    history, placed = replay(
+        "predictive",
+        nodes,
+        wls,
+        lambda t: {w.workload_id: 1.0 for w in wls},
+        steps=int(start // 300) + 4,
+        config=config,
+        events=(window,),
+    )
     issued = [(t, o) for t, d in history for o in d.orders]
     assert {o.workload_id for _, o in issued} == {f"w{i}" for i in range(5)}
     assert all(t < start and o.reason.code == "maintenance_evacuation" for t, o in issued)
@@ -77,15 +87,19 @@ def test_flapping_load_yields_no_ping_pong() -> None:
             trail.setdefault(o.workload_id, []).append((t, o.source_node, o.target_node))
     window = cpu_config().safety.ping_pong_window_seconds
     for moves in trail.values():
-        for (t1, src, _), (t2, _, dst) in zip(moves, moves[1:], strict=False):
+        for (t1, src, _), (t2, _, dst) in itertools.pairwise(moves):
             assert not (dst == src and t2 - t1 < window), moves
     assert sum(len(m) for m in trail.values()) <= 4
 
 
 def test_a_node_that_cannot_be_helped_gets_an_explanation_not_an_order() -> None:
     nodes = [node("n1"), node("n2", cpu=4.0)]
-    wls = [workload("big", "n1", 0), workload("pin", "n1", 0, pinned=True), workload("vip", "n1", 9, migratable=False),
-           workload("full", "n2", 0)]
+    wls = [
+        workload("big", "n1", 0),
+        workload("pin", "n1", 0, pinned=True),
+        workload("vip", "n1", 9, migratable=False),
+        workload("full", "n2", 0),
+    ]
     cpu = {"big": 5.0, "pin": 2.0, "vip": 2.0, "full": 3.0}
     view = make_view(nodes, wls, cpu)
     state = PolicyState()
@@ -134,8 +148,12 @@ def test_declared_peak_triggers_preemptive_move() -> None:
 
 def test_swap_when_no_one_way_move_fits() -> None:
     nodes = [node("n1"), node("n2")]
-    wls = [workload("hi", "n1", 9, migratable=False), workload("big", "n1", 0),
-           workload("small", "n2", 1), workload("n2hi", "n2", 9, migratable=False)]
+    wls = [
+        workload("hi", "n1", 9, migratable=False),
+        workload("big", "n1", 0),
+        workload("small", "n2", 1),
+        workload("n2hi", "n2", 9, migratable=False),
+    ]
     cpu = {"hi": 5.0, "big": 4.0, "small": 1.0, "n2hi": 3.5}
     decision = POLICIES["predictive"](make_view(nodes, wls, cpu), 0.0, cpu_config(persistence=1), PolicyState())
     got = {o.workload_id: o for o in decision.orders}
