@@ -88,7 +88,7 @@ class SeriesBatchForecaster:
     """One ``streams.forecasting.forecaster.SeriesForecaster`` per series (the live core)."""
 
     def __init__(
-        self, n_series: int, step_seconds: float, horizons_seconds: tuple[float, ...], upper_bound: float | None = None
+        self, n_series: int, step_seconds: float, horizons_seconds: tuple[float, ...], upper_bound: float = 1.0
     ) -> None:
         from streams.forecasting.forecaster import SeriesForecaster
 

@@ -123,7 +123,7 @@ class _Table(Mapping[tuple[str, str], ResourceForecast]):
 
 class _Values(Mapping[tuple[str, str], float]):
     def __init__(self, index: Mapping[str, int], values: np.ndarray) -> None:
-        self.index, self.values = index, values
+        self.index, self.array = index, values
 
     def __getitem__(self, key: tuple[str, str]) -> float:
         got = self.get(key)
@@ -133,7 +133,7 @@ class _Values(Mapping[tuple[str, str], float]):
 
     def get(self, key: tuple[str, str], default: float | None = None) -> float | None:  # type: ignore[override]
         i = self.index.get(key[0]) if key[1] == "cpu" else None
-        return default if i is None else float(self.values[i])
+        return default if i is None else float(self.array[i])
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return ((k, "cpu") for k in self.index)
@@ -155,7 +155,7 @@ def run_replay(
     import time
 
     decide = POLICIES[policy]
-    n, w_count = cluster.n_nodes, len(cluster.workload_ids)
+    n = cluster.n_nodes
     node_ids = [f"n{i:04d}" for i in range(n)]
     node_index = {nid: i for i, nid in enumerate(node_ids)}
     w_index = {wid: i for i, wid in enumerate(cluster.workload_ids)}
@@ -216,18 +216,17 @@ def run_replay(
                 del moving[wi]
         x = cluster.loads[t]
         load = np.bincount(place, weights=x, minlength=n)
-        over_by = np.zeros(w_count, dtype=bool)
         if moving:
             idx = np.fromiter(moving, dtype=np.int64)
-            dst = np.fromiter((v[1] for v in moving.values()), dtype=np.int64)
-            np.add.at(load, dst, x[idx])
+            dsts = np.fromiter((v[1] for v in moving.values()), dtype=np.int64)
+            np.add.at(load, dsts, x[idx])
         util = load / cap
         over = util > thr
         metrics.overload_node_seconds += dt * int(over.sum())
         metrics.saturated_node_seconds += dt * int((util > 1.0).sum())
         over_by = over[place]
         if moving:
-            over_by[idx] |= over[dst]
+            over_by[idx] |= over[dsts]
         metrics.sla_violation_seconds += dt * float(weight[over_by].sum())
         forecaster.update(now, x)
         mean, upper = forecaster.forecast(now)
