@@ -85,12 +85,26 @@ class Capacity:
         cpu_cores: float | None = None,
         mem_bytes: int | None = None,
         io_bytes_per_second: float | None = None,
+        *,
+        virtual: bool = False,
     ) -> Capacity:
-        """A slice of the host; unset parts are the host's. Raises NodeConfigError when it exceeds the host."""
+        """A slice of the host; unset parts are the host's. Raises NodeConfigError when it exceeds the host.
+
+        ``virtual``: the node hosts only simulated workloads (driver ``sim``), which use no host
+        CPU or memory, so any positive capacity is allowed (a demo runs 8-core sim nodes on a
+        2-core host). Nodes with real drivers keep the host as the upper bound.
+        """
         host = cls.host()
-        if cpu_cores is not None and not 0 < cpu_cores <= host.cpu_cores:
-            raise NodeConfigError(f"capacity cores must be in (0, {host.cpu_cores:g}] (the host's), not {cpu_cores:g}")
-        if mem_bytes is not None and not 0 < mem_bytes <= host.mem_bytes:
+        if cpu_cores is not None and not (0 < cpu_cores and (virtual or cpu_cores <= host.cpu_cores)):
+            if virtual:
+                raise NodeConfigError(f"capacity cores must be positive, not {cpu_cores:g}")
+            raise NodeConfigError(
+                f"capacity cores must be in (0, {host.cpu_cores:g}] (the host's), not {cpu_cores:g}; "
+                "only a node whose sole driver is sim may claim more (its capacity is virtual)"
+            )
+        if mem_bytes is not None and virtual and mem_bytes <= 0:
+            raise NodeConfigError(f"capacity memory must be positive, not {mem_bytes}")
+        if mem_bytes is not None and not virtual and not 0 < mem_bytes <= host.mem_bytes:
             raise NodeConfigError(
                 f"capacity memory must be positive and at most the host's {format_size(host.mem_bytes)}, "
                 f"not {format_size(mem_bytes) if mem_bytes >= 0 else mem_bytes}"
@@ -131,6 +145,11 @@ def parse_labels(text: str | Iterable[str]) -> dict[str, str]:
     if len(labels) > 64:
         raise NodeConfigError(f"at most 64 labels, not {len(labels)}")
     return labels
+
+
+def virtual_capacity(drivers: Iterable[str]) -> bool:
+    """Whether a node with these drivers has a virtual capacity: only ``sim`` (no host resources used)."""
+    return set(drivers) == {"sim"}
 
 
 def parse_driver_list(text: str | Iterable[str]) -> list[str]:

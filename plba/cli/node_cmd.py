@@ -47,20 +47,21 @@ def node_cmd(no_telemetry: bool, keep_workloads: bool, grace: float) -> None:
     SIGTERM or Ctrl-C shut it down cleanly: in-flight calls finish, telemetry is flushed and
     the node's workloads are stopped (unless --keep-workloads).
     """
-    from agents.node import Capacity, NodeConfigError, parse_driver_list, parse_labels
+    from agents.node import Capacity, NodeConfigError, parse_driver_list, parse_labels, virtual_capacity
     from agents.sizes import SizeError, parse_size
 
     s = settings()
     if not s.node_id:
         raise click.UsageError("--node-id is required (or set PLBA_NODE_ID)")
     try:
+        drivers = parse_driver_list(s.node_drivers)
         capacity = Capacity.configure(
             cpu_cores=s.node_capacity_cores or None,
             mem_bytes=parse_size(s.node_capacity_memory) if s.node_capacity_memory else None,
             io_bytes_per_second=float(parse_size(s.node_capacity_io)) if s.node_capacity_io else None,
+            virtual=virtual_capacity(drivers),
         )
         labels = parse_labels(s.node_labels)
-        drivers = parse_driver_list(s.node_drivers)
     except (SizeError, NodeConfigError) as exc:
         raise click.UsageError(str(exc)) from exc
     telemetry = not no_telemetry and importlib.util.find_spec("agents.telemetry") is not None
