@@ -95,7 +95,7 @@ class Capacity:
         2-core host). Nodes with real drivers keep the host as the upper bound.
         """
         host = cls.host()
-        if cpu_cores is not None and not (0 < cpu_cores and (virtual or cpu_cores <= host.cpu_cores)):
+        if cpu_cores is not None and not (cpu_cores > 0 and (virtual or cpu_cores <= host.cpu_cores)):
             if virtual:
                 raise NodeConfigError(f"capacity cores must be positive, not {cpu_cores:g}")
             raise NodeConfigError(
