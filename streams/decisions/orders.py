@@ -89,6 +89,20 @@ class Order:
             out["swap_with"] = self.swap_with
         return out
 
+    def to_state(self) -> dict[str, Any]:
+        """The record plus the fields kept only in policy state (for :meth:`from_state`)."""
+        return {
+            **self.to_dict(),
+            "sla_tier": self.sla_tier,
+            "predicted_duration_seconds": self.predicted_duration_seconds,
+            "predicted_downtime_seconds": self.predicted_downtime_seconds,
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> Order:
+        fields = {k: v for k, v in data.items() if k not in ("schema_version", "reason")}
+        return cls(reason=Reason(**data["reason"]), **fields)
+
 
 @dataclass(slots=True)
 class Decision:

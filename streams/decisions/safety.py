@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.decisions.cluster import ClusterView, Workload
 from streams.decisions.config import PolicyConfig, SafetyConfig
@@ -34,6 +35,31 @@ class PolicyState:
     strikes: dict[str, list[float]] = field(default_factory=dict)  # moves and failures, for back-off
     cooldown_until: dict[str, float] = field(default_factory=dict)
     issued: deque[tuple[float, str, str]] = field(default_factory=deque)  # (at, pool, tier)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe snapshot (no pickle), e.g. for a processor's changelog-backed table."""
+        return {
+            "streak": [[n, r, c] for (n, r), c in sorted(self.streak.items())],
+            "latched": sorted([n, r] for n, r in self.latched),
+            "open_orders": [o.to_state() for _, o in sorted(self.open_orders.items())],
+            "history": {w: [list(m) for m in moves] for w, moves in sorted(self.history.items())},
+            "strikes": dict(sorted(self.strikes.items())),
+            "cooldown_until": dict(sorted(self.cooldown_until.items())),
+            "issued": [list(i) for i in self.issued],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyState:
+        orders = [Order.from_state(o) for o in data.get("open_orders", [])]
+        return cls(
+            streak={(n, r): int(c) for n, r, c in data.get("streak", [])},
+            latched={(n, r) for n, r in data.get("latched", [])},
+            open_orders={o.workload_id: o for o in orders},
+            history={w: [(float(a), s, t) for a, s, t in m] for w, m in data.get("history", {}).items()},
+            strikes={w: [float(t) for t in ts] for w, ts in data.get("strikes", {}).items()},
+            cooldown_until={w: float(t) for w, t in data.get("cooldown_until", {}).items()},
+            issued=deque((float(a), p, t) for a, p, t in data.get("issued", [])),
+        )
 
 
 def _strike(state: PolicyState, cfg: SafetyConfig, workload_id: str, now: float) -> None:

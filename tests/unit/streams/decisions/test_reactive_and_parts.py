@@ -133,3 +133,20 @@ def test_shadow_scorer_counts_false_positives_and_misses() -> None:
     assert (score.true_positives, score.false_positives, score.false_negatives) == (1, 1, 1)
     assert score.precision == 0.5 and score.recall == 0.5
     assert s.score(100.0).pending == 1  # n1's window is still open; n2 already overloaded
+
+
+def test_policy_state_round_trips_through_json() -> None:
+    import json
+
+    nodes = [node("n1"), node("n2")]
+    wls = [workload("hi", "n1", 9, migratable=False), workload("lo", "n1", 0)]
+    view = make_view(nodes, wls, {"hi": 7.0, "lo": 2.0})
+    state = PolicyState()
+    config = cpu_config(persistence=1)
+    POLICIES["predictive"](view, 0.0, config, state)
+    moved = make_view(nodes, [wls[0], workload("lo", "n2", 0)], {"hi": 7.0, "lo": 2.0})
+    POLICIES["predictive"](moved, 300.0, config, state)  # completes: history + cooldown
+    POLICIES["predictive"](view, 600.0, config, state)
+    restored = PolicyState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert restored == state
+    assert restored.history["lo"] == [(300.0, "n1", "n2")]
