@@ -80,6 +80,9 @@ class Settings:
     node_capacity_cores: float = _opt(0.0, "Cores the node offers to workloads (0: the whole host's)")
     node_capacity_memory: str = _opt("", "Memory the node offers, e.g. 8G (empty: the whole host's)")
     node_capacity_io: str = _opt("", "Disk+network bytes/s the node offers, e.g. 200M (empty: 1 GB/s)")
+    fault_crash_at: str = _opt(
+        "", "Test hook, never for production: ROLE:PHASE (e.g. source:transfer) makes the node exit 137 there"
+    )
 
     # --- Stream worker ------------------------------------------------------------------------
     worker_id: str = _opt("plba-worker", "Faust application id (consumer group) of the stream worker")
