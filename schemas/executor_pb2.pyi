@@ -294,12 +294,14 @@ class TransferResponse(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., chunks: _Optional[int] = ..., received_bytes: _Optional[int] = ..., files: _Optional[_Iterable[_Union[TransferredFile, _Mapping]]] = ...) -> None: ...
 
 class SwitchRequest(_message.Message):
-    __slots__ = ("order_id", "quiesced_at")
+    __slots__ = ("order_id", "quiesced_at", "files")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     QUIESCED_AT_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     quiesced_at: float
-    def __init__(self, order_id: _Optional[str] = ..., quiesced_at: _Optional[float] = ...) -> None: ...
+    files: _containers.RepeatedCompositeFieldContainer[TransferredFile]
+    def __init__(self, order_id: _Optional[str] = ..., quiesced_at: _Optional[float] = ..., files: _Optional[_Iterable[_Union[TransferredFile, _Mapping]]] = ...) -> None: ...
 
 class SwitchResponse(_message.Message):
     __slots__ = ("order_id", "workload_endpoint", "ready_at")
