@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +59,7 @@ class Trace:
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[1] != len(self.series_names):
             raise TraceError(
-                f"{self.name}: values shape {self.values.shape} does not match "
-                f"{len(self.series_names)} series names"
+                f"{self.name}: values shape {self.values.shape} does not match {len(self.series_names)} series names"
             )
         if not self.step_seconds > 0:
             raise TraceError(f"{self.name}: step_seconds must be positive, not {self.step_seconds}")
@@ -105,7 +104,7 @@ def _open_text(path: Path) -> io.TextIOBase:
         raise TraceError(f"no such trace file: {path}")
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller's with
+    return open(path, encoding="utf-8", newline="")
 
 
 def _cell(text: str) -> float:
@@ -146,7 +145,7 @@ def _instant(text: str) -> float:
     except ValueError as exc:
         raise TraceError(f"first column must be a step index or a timestamp, not {text!r}") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -164,8 +163,9 @@ def load_wide_csv(
     or relative seconds, ISO 8601 accepted) or ``"auto"``: consecutive integers below 10⁶ are a
     step index, anything else is time. With a step index the interval comes from
     ``step_seconds``, else from the column name (``step_5min``), else 300 s. With timestamps
-    rows are placed on the grid ``round((t - t0) / step)`` (step: ``step_seconds`` or the median
-    spacing); missing grid steps are NaN and rows falling into the same step are averaged.
+    rows are placed on the grid ``round((t - t0) / step)`` (step: ``step_seconds`` or the typical
+    spacing with gaps ignored; give it for jittery data); missing grid steps are NaN and rows
+    falling into the same step are averaged.
     A file without a header row gets series names ``"1"``, ``"2"``, ….
     """
     path = Path(path)
@@ -203,7 +203,12 @@ def load_wide_csv(
         positive = diffs[diffs > 0]
         if step_seconds is None and positive.size == 0:
             raise TraceError(f"{path}: cannot infer the sampling interval; pass step_seconds")
-        step = float(step_seconds or np.median(positive))
+        if step_seconds is None:
+            # The typical spacing, ignoring gaps (multiples of it): the median of the spacings
+            # not much longer than the lower quartile.
+            usual = positive[positive <= 1.5 * np.percentile(positive, 25)]
+            step_seconds = float(np.median(usual))
+        step = float(step_seconds)
         grid = np.rint((first - first.min()) / step).astype(np.int64)
         start_at = float(first.min())
     grid -= grid.min()

@@ -36,7 +36,11 @@ def _horizons(_ctx: click.Context, _param: click.Parameter, value: str) -> list[
     "file (first column a step index or timestamp, every other column one series in CPU %).",
 )
 @click.option(
-    "--horizons", default="1,6,12", show_default=True, callback=_horizons, help="Forecast horizons in steps (comma-separated)."
+    "--horizons",
+    default="1,6,12",
+    show_default=True,
+    callback=_horizons,
+    help="Forecast horizons in steps (comma-separated).",
 )
 @click.option(
     "--max-series", type=click.IntRange(min=1), default=None, help="Replay only the first N series.  [default: all]"

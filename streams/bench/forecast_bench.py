@@ -130,7 +130,9 @@ def run_forecast_bench(
         y = np.asarray(column, dtype=float)
         n = len(y)
         naive, ma6 = baseline_forecasts(y)
-        mean, lower, upper, samples, cpu = replay_series(y, trace.step_seconds, horizons, upper_bound=upper_bound, config=config)
+        mean, lower, upper, samples, cpu = replay_series(
+            y, trace.step_seconds, horizons, upper_bound=upper_bound, config=config
+        )
         total_samples += samples
         total_cpu += cpu
         for i, h in enumerate(horizons):
@@ -160,7 +162,10 @@ def run_forecast_bench(
 
     mae_median = {m: {str(h): median(maes[m][h]) for h in horizons} for m in maes}
     ratio = {
-        m: {str(h): mae_median[m][str(h)] / mae_median["naive"][str(h)] if mae_median["naive"][str(h)] else math.nan for h in horizons}
+        m: {
+            str(h): mae_median[m][str(h)] / mae_median["naive"][str(h)] if mae_median["naive"][str(h)] else math.nan
+            for h in horizons
+        }
         for m in ("ma6", "plba")
     }
     extra = {
@@ -201,6 +206,8 @@ def format_table(result: BenchResult) -> str:
             cells.append(f"{mae:>9.4f} ({mae / base if base else math.nan:5.3f})")
         lines.append(f"{model:<8}" + "".join(f"{c:>18}" for c in cells))
     cov = result.coverage["plba"]
-    lines.append(f"{'coverage':<8}" + "".join(f"{cov[h]:>18.3f}" for h in hs) + f"   (nominal {result.nominal_coverage:.2f})")
+    lines.append(
+        f"{'coverage':<8}" + "".join(f"{cov[h]:>18.3f}" for h in hs) + f"   (nominal {result.nominal_coverage:.2f})"
+    )
     lines.append(f"PLBA update+forecast: {result.samples_per_second:,.0f} samples/s (one core, CPU time)")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ residuals ``y - mean`` of that horizon's past forecasts. The quantiles are track
 (quantile tracking, the "P" part of Angelopoulos, Candès & Tibshirani, *Conformal PID
 Control for Time Series Prediction*, NeurIPS 2023):
 
-    q ← q + η · (1{miss} − α)      (per side, α = (1 − coverage) / 2)
+    q ← q + η · (1{miss} - a)      (per side, a = (1 - coverage) / 2)
 
 which holds long-run miscoverage at the nominal level for any sequence, so the interval
 recalibrates itself when the residuals drift. The step ``η`` is ``lr`` times a running mean
@@ -51,7 +51,9 @@ class HorizonInterval:
         "warm",
     )
 
-    def __init__(self, coverage: float = 0.9, *, lr: float = 0.05, warm: int = 20, coverage_half_life: float = 1000.0) -> None:
+    def __init__(
+        self, coverage: float = 0.9, *, lr: float = 0.05, warm: int = 20, coverage_half_life: float = 1000.0
+    ) -> None:
         if not 0.0 < coverage < 1.0:
             raise ForecastingError(f"coverage must be in (0, 1), not {coverage!r}")
         if not lr > 0:
@@ -100,14 +102,15 @@ class HorizonInterval:
             sample.append(residual)
             sample.sort()
             last = len(sample) - 1
-            self.q_lo = min(0.0, sample[int(math.floor(self.tau_lo * last))])
-            self.q_hi = max(0.0, sample[int(math.ceil(self.tau_hi * last))])
+            self.q_lo = min(0.0, sample[math.floor(self.tau_lo * last)])
+            self.q_hi = max(0.0, sample[math.ceil(self.tau_hi * last)])
             if n == self.warm:
                 self._warm_sample = []
             return
         eta = self.lr * self.scale
-        # A miss widens that side by η(1 - α_side), a hit narrows it by η·α_side: the long-run
-        # miss rate of each side settles at α_side (whatever the residuals, ties included).
+        # A miss widens that side by η(1 - a), a hit narrows it by η·a (a: the side's share of
+        # misses): the long-run miss rate of each side settles at a, whatever the residuals,
+        # ties included.
         # The offsets may both fall on one side of the point forecast when it is biased (a
         # mean on a skewed series); they only never cross.
         if below:
@@ -136,7 +139,9 @@ class HorizonInterval:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], coverage: float, *, lr: float, warm: int, coverage_half_life: float) -> HorizonInterval:
+    def from_state(
+        cls, state: dict[str, Any], coverage: float, *, lr: float, warm: int, coverage_half_life: float
+    ) -> HorizonInterval:
         t = cls(coverage, lr=lr, warm=warm, coverage_half_life=coverage_half_life)
         try:
             t.q_lo = float(state["q_lo"])

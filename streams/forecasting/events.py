@@ -1,7 +1,7 @@
 """External events inside the forecast: declared effects, and effects learned from past occurrences.
 
 An event (an ingestion peak, a batch window, …) concerns one subject during ``[start_at,
-end_at)`` and may declare its expected effect as a ``factor`` (× the normal forecast) and/or a
+end_at)`` and may declare its expected effect as a ``factor`` (times the normal forecast) and/or a
 ``delta`` (+ percentage points). Inside the window the forecast is adjusted by the effect.
 
 PLBA also learns how large the effect of each (event kind, subject) really was: when an
@@ -54,7 +54,9 @@ class ActiveEvent:
         if not isinstance(self.subject, str):
             raise ForecastingError("an event subject must be a string")
         if not (math.isfinite(self.start_at) and math.isfinite(self.end_at) and self.end_at > self.start_at):
-            raise ForecastingError(f"event window must be finite with end_at > start_at, not [{self.start_at}, {self.end_at})")
+            raise ForecastingError(
+                f"event window must be finite with end_at > start_at, not [{self.start_at}, {self.end_at})"
+            )
         if self.factor is not None and not (math.isfinite(self.factor) and self.factor > 0):
             raise ForecastingError(f"event factor must be positive, not {self.factor!r}")
         if self.delta is not None and not math.isfinite(self.delta):
@@ -91,7 +93,11 @@ class EventEffects:
         known = self.learned.get(event.key)
         if known is not None:
             return known[0], 0.0, "learned"
-        return (1.0 if event.factor is None else event.factor), (0.0 if event.delta is None else event.delta), "declared"
+        return (
+            (1.0 if event.factor is None else event.factor),
+            (0.0 if event.delta is None else event.delta),
+            "declared",
+        )
 
     def combined(self, events: Sequence[ActiveEvent], at: float) -> tuple[float, float, list[ActiveEvent]]:
         """Composed (factor, delta) of the events covering ``at`` and those events."""
@@ -162,7 +168,10 @@ class EventEffects:
         }
 
     def to_state(self) -> dict[str, Any]:
-        return {"learned": {k: list(v) for k, v in self.learned.items()}, "open": {k: list(v) for k, v in self._open.items()}}
+        return {
+            "learned": {k: list(v) for k, v in self.learned.items()},
+            "open": {k: list(v) for k, v in self._open.items()},
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], learn_rate: float) -> EventEffects:

@@ -51,8 +51,11 @@ _MAX_SEASONAL_NAIVE_PERIOD = 2016
 class Forecast:
     """Forecast of one series at ``issued_at`` for each horizon (same order as ``horizons_seconds``).
 
-    ``mean`` is the point forecast, ``[lower, upper]`` its interval at the configured nominal
-    coverage, all clamped to the series' physical bounds. ``model`` names the candidates
+    ``mean`` is the point forecast, ``[lower, upper]`` the interval that holds the value with the
+    configured nominal coverage, all clamped to the series' physical bounds. The interval is
+    calibrated on its own misses, so when the point forecast is biased for a skewed series it
+    may lie on one side of ``mean`` (``lower > mean`` or ``upper < mean``); ``lower ≤ upper``
+    always holds. ``model`` names the candidates
     combined at the longest horizon (``"reactive"`` when no model is reliable there);
     ``models`` does so per horizon. ``reliable`` is False while the series warms up or when the
     combined forecast is not better than reactive at some horizon. ``recent_mae`` is the recent
@@ -137,7 +140,9 @@ class ForecasterConfig:
             raise ForecastingError(f"score_every must be an int ≥ 1, not {self.score_every!r}")
         # The nested parameter objects validate the rest.
         self.selector_params()
-        HorizonInterval(self.coverage, lr=self.interval_lr, warm=self.interval_warm, coverage_half_life=self.coverage_half_life)
+        HorizonInterval(
+            self.coverage, lr=self.interval_lr, warm=self.interval_warm, coverage_half_life=self.coverage_half_life
+        )
         EventEffects(self.event_learn_rate)
 
     def selector_params(self) -> SelectorParams:
@@ -154,7 +159,9 @@ class ForecasterConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
@@ -162,7 +169,8 @@ class ForecasterConfig:
         unknown = set(data) - known
         if unknown:
             raise StateError(f"unknown forecaster config keys: {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        return cls(**values)
 
 
 def _finite(name: str, value: Any) -> float:
@@ -182,7 +190,9 @@ def _divisor_at_most(n: int, limit: int) -> int:
     return 1
 
 
-def _build_candidates(config: ForecasterConfig, step_seconds: float, scale: float, max_horizon: int) -> list[ForecastModel]:
+def _build_candidates(
+    config: ForecasterConfig, step_seconds: float, scale: float, max_horizon: int
+) -> list[ForecastModel]:
     models: list[ForecastModel] = [LastValue()]
     models += [MovingAverage(w) for w in config.ma_windows]
     models += [EWMA(a) for a in config.ewma_alphas]
@@ -198,7 +208,13 @@ def _build_candidates(config: ForecasterConfig, step_seconds: float, scale: floa
         p, d, q = config.snarimax_order
         models.append(
             SnarimaxModel(
-                p, d, q, scale=scale, lr=config.snarimax_lr, max_horizon=max_horizon, refresh_every=config.snarimax_refresh_every
+                p,
+                d,
+                q,
+                scale=scale,
+                lr=config.snarimax_lr,
+                max_horizon=max_horizon,
+                refresh_every=config.snarimax_refresh_every,
             )
         )
     return models
@@ -223,12 +239,12 @@ class SeriesForecaster:
         "_cache",
         "_events",
         "_intervals",
+        "_issued",
         "_last_at",
         "_last_step",
         "_last_value",
         "_max_h",
         "_models",
-        "_issued",
         "_n",
         "_pending",
         "_selector",
@@ -254,7 +270,11 @@ class SeriesForecaster:
         self.step_seconds = _finite("step_seconds", step_seconds)
         if self.step_seconds <= 0:
             raise ForecastingError(f"step_seconds must be positive, not {step_seconds!r}")
-        if isinstance(horizons_seconds, (str, bytes)) or not isinstance(horizons_seconds, Sequence) or not horizons_seconds:
+        if (
+            isinstance(horizons_seconds, (str, bytes))
+            or not isinstance(horizons_seconds, Sequence)
+            or not horizons_seconds
+        ):
             raise ForecastingError(f"horizons_seconds must be a non-empty sequence, not {horizons_seconds!r}")
         self.horizons_seconds = tuple(_finite("a horizon", h) for h in horizons_seconds)
         if any(h <= 0 for h in self.horizons_seconds):
@@ -295,7 +315,9 @@ class SeriesForecaster:
 
     def _new_interval(self) -> HorizonInterval:
         c = self.config
-        return HorizonInterval(c.coverage, lr=c.interval_lr, warm=c.interval_warm, coverage_half_life=c.coverage_half_life)
+        return HorizonInterval(
+            c.coverage, lr=c.interval_lr, warm=c.interval_warm, coverage_half_life=c.coverage_half_life
+        )
 
     # --- properties --------------------------------------------------------------------------
 
@@ -323,7 +345,7 @@ class SeriesForecaster:
     @property
     def sleeping(self) -> tuple[str, ...]:
         """Expensive candidates that stopped learning because they never earned a place."""
-        return tuple(m.name for m, s in zip(self._models, self._sleeping) if s)
+        return tuple(m.name for m, s in zip(self._models, self._sleeping, strict=True) if s)
 
     # --- learning ----------------------------------------------------------------------------
 
@@ -377,8 +399,14 @@ class SeriesForecaster:
         if not cache or self._n % self.config.score_every == 0:
             sleeping = self._sleeping
             idle = [y] * len(steps)
-            by_h = [list(col) for col in zip(*[idle if s else m.forecast(step, steps) for m, s in zip(models, sleeping)])]
-            ready = [(not s) and m.ready() for m, s in zip(models, sleeping)]
+            by_h = [
+                list(col)
+                for col in zip(
+                    *[idle if s else m.forecast(step, steps) for m, s in zip(models, sleeping, strict=True)],
+                    strict=True,
+                )
+            ]
+            ready = [(not s) and m.ready() for m, s in zip(models, sleeping, strict=True)]
             used = self._used
             names = []
             combined = []
@@ -399,10 +427,10 @@ class SeriesForecaster:
             for i, chosen in enumerate(selector.chosen):
                 total = 0.0
                 for c in chosen:
-                    preds = needed.get(c)
-                    if preds is None:
-                        preds = needed[c] = models[c].forecast(step, steps)
-                    total += preds[i]
+                    row = needed.get(c)
+                    if row is None:
+                        row = needed[c] = models[c].forecast(step, steps)
+                    total += row[i]
                 combined.append(total / len(chosen))
         lb, ub = self.lower_bound, self.upper_bound
         intervals = self._intervals
@@ -415,8 +443,8 @@ class SeriesForecaster:
             low = mean + iv.q_lo
             high = mean + iv.q_hi
             means.append(mean)
-            lows.append(lb if low < lb else low)
-            highs.append(ub if high > ub else high)
+            lows.append(lb if low < lb else ub if low > ub else low)
+            highs.append(ub if high > ub else lb if high < lb else high)
         self._issued[step % size] = [step, means, lows, highs]
         self._cache = {
             "combined": combined,
@@ -433,7 +461,11 @@ class SeriesForecaster:
         # Selections per horizon in the window just ended (one per scoring).
         selections = self.config.sleep_after / self.config.score_every
         for c, m in enumerate(self._models):
-            if m.expensive and not self._sleeping[c] and max(self._used[c]) < self.config.sleep_below_share * selections:
+            if (
+                m.expensive
+                and not self._sleeping[c]
+                and max(self._used[c]) < self.config.sleep_below_share * selections
+            ):
                 self._sleeping[c] = True
         self._used = [[0] * len(self._steps) for _ in self._models]
 
@@ -495,8 +527,8 @@ class SeriesForecaster:
             m = min(max(value, lb), ub)
             iv = self._intervals[i]
             mean.append(m)
-            lower.append(max(m + iv.q_lo, lb))
-            upper.append(min(m + iv.q_hi, ub))
+            lower.append(min(max(m + iv.q_lo, lb), ub))
+            upper.append(min(max(m + iv.q_hi, lb), ub))
         return mean, lower, upper, names
 
     def _adjust(
@@ -515,22 +547,27 @@ class SeriesForecaster:
                 f, d, _ = self._events.effect(e)
                 applied.setdefault(e.key, (e, f, d))
             mean[i] = min(max(mean[i] * factor + delta, lb), ub)
-            lower[i] = min(max(lower[i] * factor + delta, lb), mean[i])
-            upper[i] = max(min(upper[i] * factor + delta, ub), mean[i])
+            lower[i] = min(max(lower[i] * factor + delta, lb), ub)
+            upper[i] = min(max(upper[i] * factor + delta, lb), ub)
         if not applied:
             return None
         first, *others = applied.values()
         out = self._events.describe(*first)
         out["affected_horizons"] = affected
         if others:
-            out["composed_with"] = [{"kind": e.kind, "subject": e.subject, "factor": f, "delta": d} for e, f, d in others]
+            out["composed_with"] = [
+                {"kind": e.kind, "subject": e.subject, "factor": f, "delta": d} for e, f, d in others
+            ]
         return out
 
     # --- state -------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
         """An explicit, versioned, JSON-safe snapshot (numbers, strings, lists, dicts; no pickle)."""
-        pending = [None if slot is None else [slot[0], [[_json_num(v) for v in row] for row in slot[1]], slot[2]] for slot in self._pending]
+        pending = [
+            None if slot is None else [slot[0], [[_json_num(v) for v in row] for row in slot[1]], slot[2]]
+            for slot in self._pending
+        ]
         return {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
@@ -578,10 +615,14 @@ class SeriesForecaster:
             f._used = [[int(v) for v in row] for row in state["used"]]
             if len(f._sleeping) != n_models or len(f._used) != n_models:
                 raise StateError("state's model flags do not match its models")
-            f._selector = HorizonSelector.from_state(n_models, n_h, f.config.selector_params(), f._prior(), state["selector"])
+            f._selector = HorizonSelector.from_state(
+                n_models, n_h, f.config.selector_params(), f._prior(), state["selector"]
+            )
             c = f.config
             f._intervals = [
-                HorizonInterval.from_state(s, c.coverage, lr=c.interval_lr, warm=c.interval_warm, coverage_half_life=c.coverage_half_life)
+                HorizonInterval.from_state(
+                    s, c.coverage, lr=c.interval_lr, warm=c.interval_warm, coverage_half_life=c.coverage_half_life
+                )
                 for s in state["intervals"]
             ]
             if len(f._intervals) != n_h:
@@ -591,7 +632,10 @@ class SeriesForecaster:
             if len(pending) != len(f._pending) or len(issued) != len(f._issued):
                 raise StateError("state's pending forecasts do not match its horizons")
             f._pending = [None if slot is None else _pending_in(slot) for slot in pending]
-            f._issued = [None if slot is None else [int(slot[0])] + [[float(v) for v in row] for row in slot[1:]] for slot in issued]
+            f._issued = [
+                None if slot is None else [int(slot[0])] + [[float(v) for v in row] for row in slot[1:]]
+                for slot in issued
+            ]
             f._n = int(state["n"])
             if f._n:
                 f._last_step = int(state["last_step"])
@@ -609,7 +653,11 @@ class SeriesForecaster:
 
 def _pending_in(slot: list[Any]) -> list[Any]:
     step, by_h, combined = slot
-    return [int(step), [[math.nan if v is None else float(v) for v in row] for row in by_h], [float(v) for v in combined]]
+    return [
+        int(step),
+        [[math.nan if v is None else float(v) for v in row] for row in by_h],
+        [float(v) for v in combined],
+    ]
 
 
 def _json_num(v: float) -> float | None:

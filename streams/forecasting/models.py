@@ -143,7 +143,11 @@ class MovingAverage:
         return len(self._buf) >= min(self.window, 3)
 
     def to_state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": {"window": self.window}, "state": {"buf": list(self._buf), "sum": self._sum, "n": self._n}}
+        return {
+            "kind": self.kind,
+            "params": {"window": self.window},
+            "state": {"buf": list(self._buf), "sum": self._sum, "n": self._n},
+        }
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> MovingAverage:
@@ -226,7 +230,8 @@ class SeasonalNaive:
             while target > step:  # horizons beyond one season reuse the latest season
                 target -= p
             slot = target % p
-            out.append(self._ring[slot] if self._steps[slot] == target else self._last)
+            seen = target >= self._first >= 0 and self._steps[slot] == target
+            out.append(self._ring[slot] if seen else self._last)
         return out
 
     def ready(self) -> bool:
@@ -325,7 +330,7 @@ class DailyProfileEWMA:
         self._recent[slot] = self._bin_sum / self._bin_count
         self._recent_ids[slot] = self._bin_id
         oldest = self._bin_id - bins
-        kept = [v for v, i in zip(self._recent, self._recent_ids) if i > oldest]
+        kept = [v for v, i in zip(self._recent, self._recent_ids, strict=True) if i > oldest]
         # Half a season of bins at least, or the "season mean" would be a partial-day mean.
         self._mean = math.fsum(kept) / len(kept) if 2 * len(kept) >= bins else math.nan
         if not self._ready:
@@ -433,7 +438,9 @@ class HoltWintersModel:
         _check(0.0 < alpha <= 1.0, f"alpha must be in (0, 1], not {alpha!r}")
         _check(beta is None or 0.0 <= beta <= 1.0, f"beta must be in [0, 1], not {beta!r}")
         _check(gamma is None or 0.0 <= gamma <= 1.0, f"gamma must be in [0, 1], not {gamma!r}")
-        _check(isinstance(seasonality, int) and seasonality >= 0, f"seasonality must be an int ≥ 0, not {seasonality!r}")
+        _check(
+            isinstance(seasonality, int) and seasonality >= 0, f"seasonality must be an int ≥ 0, not {seasonality!r}"
+        )
         try:
             self._model = time_series.HoltWinters(
                 alpha=alpha, beta=beta, gamma=gamma, seasonality=seasonality, multiplicative=multiplicative
@@ -527,6 +534,7 @@ class SnarimaxModel:
     expensive: ClassVar[bool] = True
     __slots__ = (
         "_anchor_step",
+        "_features",
         "_last",
         "_model",
         "_n",
@@ -534,7 +542,6 @@ class SnarimaxModel:
         "clip_gradient",
         "d",
         "lr",
-        "_features",
         "max_horizon",
         "name",
         "p",
@@ -561,8 +568,13 @@ class SnarimaxModel:
         _check(scale > 0, f"scale must be positive, not {scale!r}")
         _check(lr > 0, f"lr must be positive, not {lr!r}")
         _check(clip_gradient > 0, f"clip_gradient must be positive, not {clip_gradient!r}")
-        _check(isinstance(max_horizon, int) and max_horizon >= 1, f"max_horizon must be an int ≥ 1, not {max_horizon!r}")
-        _check(isinstance(refresh_every, int) and refresh_every >= 1, f"refresh_every must be an int ≥ 1, not {refresh_every!r}")
+        _check(
+            isinstance(max_horizon, int) and max_horizon >= 1, f"max_horizon must be an int ≥ 1, not {max_horizon!r}"
+        )
+        _check(
+            isinstance(refresh_every, int) and refresh_every >= 1,
+            f"refresh_every must be an int ≥ 1, not {refresh_every!r}",
+        )
         self.p, self.d, self.q = p, d, q
         self.scale, self.lr, self.clip_gradient = float(scale), float(lr), float(clip_gradient)
         self.max_horizon, self.refresh_every = max_horizon, refresh_every
@@ -622,9 +634,9 @@ class SnarimaxModel:
         out = []
         for _ in range(horizon):
             pred = intercept
-            for (mean, inv, w), value in zip(ar, y_diff):
+            for (mean, inv, w), value in zip(ar, y_diff, strict=False):
                 pred += w * ((value - mean) * inv)
-            for (mean, inv, w), value in zip(ma, errors):
+            for (mean, inv, w), value in zip(ma, errors, strict=False):
                 pred += w * ((value - mean) * inv)
             y_diff.insert(0, pred)
             forecast = pred

@@ -107,7 +107,7 @@ class HorizonSelector:
         self.n[i] = n
         wl = max(1.0 / n, self._long_rate)
         ws = max(1.0 / n, self._short_rate)
-        self.long[i] = [s + wl * (abs(y - p) - s) for s, p in zip(self.long[i], predictions)]
+        self.long[i] = [s + wl * (abs(y - p) - s) for s, p in zip(self.long[i], predictions, strict=True)]
         self.combined[i] += wl * (abs(y - issued) - self.combined[i])
         # Short errors only matter for demotion: kept for last-value and the chosen ones.
         short = self.short[i]
