@@ -176,6 +176,10 @@ class _Cycle:
     def _relieve(self, hs: Hotspot) -> None:
         node = self.view.nodes[hs.node_id]
         code = "declared_peak" if hs.by_event else "predicted_overload"
+        full = self.gate.pool_block(node.pool) or (None if self.gate.node_room(node.node_id) else "node_limit")
+        if full is not None:  # cheap: no search when no order could be admitted anyway
+            self._explain(node.node_id, False, full, hs.resource, [], [], "limit reached this cycle")
+            return
         cands, notes = self._candidates(node, hs)
         targets: list[TargetNote] = []
         if not cands:

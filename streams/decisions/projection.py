@@ -141,7 +141,8 @@ class Projection:
         Call once per (node, resource) per cycle: the streak counts consecutive cycles with a
         predicted breach anywhere in the horizon (or a breach now); the latch sets after
         ``persistence`` of them and clears only when the predicted peak is below the release
-        threshold. A latched node with a predicted breach is a hotspot.
+        threshold. A latched node with a predicted breach is
+        a hotspot.
         """
         node = self.view.nodes[node_id]
         cap = node.capacity.get(resource, 0.0)

@@ -167,6 +167,14 @@ class Gate:
             return "global_rate"
         return None
 
+    def pool_block(self, pool: str) -> str | None:
+        """Whether one more order in ``pool`` would break the pool or global limit."""
+        if self.per_pool.get(pool, 0) + 1 > self.cfg.max_per_pool:
+            return "pool_limit"
+        if self.rate + 1 > self.cfg.max_global_rate:
+            return "global_rate"
+        return None
+
     def admit(self, order: Order) -> None:
         """Book ``order``: limits, budgets, cooldown, and (enforce mode) the open-order table."""
         for n in {order.source_node, order.target_node}:
