@@ -45,11 +45,17 @@ def build_app(settings: Settings, **overrides: Any) -> faust.App:
         "store": "memory://",  # tables are rebuilt from their changelog topics on start
         "value_serializer": "raw",
         "key_serializer": "raw",
+        # Tables hold our own JSON bytes (forecaster snapshots): no Faust codec, never pickle.
+        "table_key_serializer": "raw",
+        "table_value_serializer": "raw",
         "table_cleanup_interval": 30.0,
         "consumer_auto_offset_reset": "earliest",
         "topic_allow_declare": True,  # internal changelog topics only; ours come from `plba topics create`
         "topic_replication_factor": 1,
         "web_enabled": False,  # metrics are served by prometheus_client, not Faust's web server
+        # A worker killed with -9 is noticed after this, and its partitions move on.
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 3.0,
         "broker_commit_every": 1000,
         "broker_commit_interval": 1.0,
         "producer_linger": 0.005,

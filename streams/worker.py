@@ -17,8 +17,9 @@ from streams.app import build_app
 from streams.decisions.config import PolicyConfig
 from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
+from streams.live.forecast_stage import ForecastStage
 from streams.metrics import FleetMetrics, MetricsServer, StreamMetrics, serve_metrics
-from streams.processors import decisions, dispatching
+from streams.processors import decisions, dispatching, forecasting
 
 
 def horizons(settings: Settings) -> tuple[float, ...]:
@@ -48,6 +49,7 @@ class Worker:
     app: faust.App
     settings: Settings
     decisions: DecisionStage
+    forecasts: ForecastStage
     metrics: StreamMetrics
     fleet: FleetMetrics
     registries: tuple[CollectorRegistry, ...]
@@ -66,12 +68,15 @@ def build_worker(
     registry, fleet_registry = CollectorRegistry(), CollectorRegistry()
     metrics = StreamMetrics(registry, component="worker")
     fleet = FleetMetrics(fleet_registry)
-    state = LiveClusterState(horizons_seconds=horizons(settings))
+    hz = horizons(settings)
+    forecast_stage = ForecastStage(hz, forecast_interval_seconds=settings.forecast_interval_seconds)
+    forecasting.register(app, settings, forecast_stage, metrics)
+    state = LiveClusterState(horizons_seconds=hz)
     stage = DecisionStage(state, policy_config(settings, base_policy), settings.policy)
     decisions.register(app, settings, stage, metrics, fleet)
     if settings.worker_dispatch:
         dispatching.register(app, settings, metrics, fleet)
-    return Worker(app, settings, stage, metrics, fleet, (registry, fleet_registry))
+    return Worker(app, settings, stage, forecast_stage, metrics, fleet, (registry, fleet_registry))
 
 
 def build_dispatcher(

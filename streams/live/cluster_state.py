@@ -130,11 +130,17 @@ class LiveClusterState:
         self.latest_at = max(self.latest_at, float(rec["sampled_at"]))
 
     def on_forecast(self, rec: Mapping[str, Any]) -> None:
+        scale = 1.0
+        if rec.get("unit") == "ratio":  # third-party node forecasts may come as ratios of capacity
+            entry = self.nodes.get(rec["node_id"])
+            if entry is None:
+                return
+            scale = entry.node.capacity.get(rec["resource"], 0.0)
         fc = ResourceForecast(
             made_at=float(rec["issued_at"]),
             horizons_seconds=tuple(rec["horizons_seconds"]),
-            mean=tuple(rec["mean"]),
-            upper=tuple(rec["upper"]),
+            mean=tuple(v * scale for v in rec["mean"]),
+            upper=tuple(v * scale for v in rec["upper"]),
             reliable=bool(rec["reliable"]),
         )
         table = self.node_forecasts if rec["subject_kind"] == "node" else self.workload_forecasts

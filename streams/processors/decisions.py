@@ -17,6 +17,8 @@ from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
 from streams.processors.intake import intake
 
+# Usage topics' dead letters belong to the forecasting processor; these are the decisions' own.
+DLQ_ROLES = frozenset({"forecasts", "policies", "migrations", "placements"})
 INPUT_ROLES = ("node_usage", "workload_usage", "forecasts", "policies", "events", "migrations", "placements")
 _RECORD_TYPE = {
     "node_usage": "node_usage",
@@ -43,7 +45,7 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
     async def decisions(stream: Any) -> None:
         async for rec in intake(
             stream, roles=roles, codecs=codecs, dlq_topic=dlq, processor="decisions",
-            metrics=metrics, tombstones=frozenset({"policies"}),
+            metrics=metrics, tombstones=frozenset({"policies"}), owns_dlq=DLQ_ROLES,
         ):  # fmt: skip
             value = rec.value
             if rec.role == "policies":

@@ -56,6 +56,7 @@ def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any
         async for rec in intake(
             stream, roles={usage_topic: "node_usage"}, codecs={"node_usage": usage_codec},
             dlq_topic=dlq, processor="dispatcher", metrics=metrics,
+            owns_dlq=frozenset(),  # node-usage dead letters belong to the forecasting processor
         ):  # fmt: skip
             assert rec.value is not None
             endpoints[rec.value["node_id"]] = rec.value["executor_endpoint"]

@@ -40,8 +40,15 @@ async def intake(
     processor: str,
     metrics: Any = None,
     tombstones: frozenset[str] = frozenset(),
+    owns_dlq: frozenset[str] | None = None,
 ) -> AsyncIterator[Record]:
-    """Yield decoded records of ``stream`` (a Faust stream); ``roles`` maps topic name → role."""
+    """Yield decoded records of ``stream`` (a Faust stream); ``roles`` maps topic name → role.
+
+    Several processors read some topics (node usage feeds forecasting, decisions and the
+    dispatcher); exactly one of them owns each topic's dead letters, so a bad record is written
+    to the DLQ and counted once. ``owns_dlq`` names the roles this processor owns (default: all);
+    the others skip bad records silently.
+    """
     async for event in stream.events():
         msg = event.message
         role = roles.get(msg.topic, "")
@@ -49,6 +56,8 @@ async def intake(
         try:
             value = None if raw is None and role in tombstones else codecs[role].decode(raw)
         except ContractError as exc:
+            if owns_dlq is not None and role not in owns_dlq:
+                continue
             if metrics is not None:
                 metrics.record_rejected(role, exc.code)
                 metrics.record_dlq(role, exc.code)
