@@ -8,8 +8,8 @@ NOT_SERVING, new calls are refused, in-flight calls get the grace period.
 Errors: every domain error (:class:`~agents.drivers.base.DriverError`) is answered with the
 status its ``code`` names and its message (``INVALID_ARGUMENT``, ``NOT_FOUND``,
 ``ALREADY_EXISTS``, ``FAILED_PRECONDITION``, ``RESOURCE_EXHAUSTED``…); anything else is a bug,
-logged with its traceback and answered ``INTERNAL`` without internals. Migration RPCs answer
-``UNIMPLEMENTED`` until issue #6 implements them.
+logged with its traceback and answered ``INTERNAL`` without internals. The migration RPCs are
+served by the node's :class:`~agents.migration.MigrationManager` (``node.migrations``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ TLS_FILES = ("ca.pem", "node.pem", "node-key.pem")
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a snapshot chunk (1 MiB) with room to spare
 _LISTEN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$")
 _HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, health_aio.HealthServicer] = weakref.WeakKeyDictionary()
-_NOT_YET = "{method} is not served yet: executor migrations arrive with issue #6 (this build serves workload RPCs)"
 
 R = TypeVar("R")
 
@@ -138,43 +137,56 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             node_id=self._node.node_id, sampled_at=now, usages=[usage_to_proto(u) for u in usages]
         )
 
-    # ---- migration (issue #6) --------------------------------------------------------------
+    # ---- migration (issue #6): see agents.migration ------------------------------------------
 
     async def Migrate(
         self, request: pb.MigrateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.MigrationProgress]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="Migrate"))
-        yield pb.MigrationProgress()  # pragma: no cover - makes this a server-streaming handler
+        """Carry out an order (as its source) and stream its progress until a terminal state.
 
+        The migration runs in the executor, not in this call: a client that disconnects and calls
+        again with the same order re-attaches to it (or gets its outcome replayed).
+        """
+        if not request.HasField("order"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order: required")
+        try:
+            async for step in self._node.migrations.follow(request.order):
+                yield step
+        except DriverError as exc:
+            log.info("Migrate refused: %s: %s", status_of(exc).name, exc)
+            await context.abort(status_of(exc), str(exc))
+
+    @_rpc
     async def PrepareIncoming(
         self, request: pb.PrepareIncomingRequest, context: grpc.aio.ServicerContext
     ) -> pb.PrepareIncomingResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="PrepareIncoming"))
-        raise AssertionError("unreachable")
+        if not request.HasField("order"):
+            raise InvalidSpec("order: required")
+        return await self._node.migrations.target.prepare(request)
 
+    @_rpc
     async def Transfer(
         self, request_iterator: AsyncIterator[pb.TransferChunk], context: grpc.aio.ServicerContext
     ) -> pb.TransferResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="Transfer"))
-        raise AssertionError("unreachable")
+        return await self._node.migrations.target.transfer(request_iterator)
 
+    @_rpc
     async def Switch(self, request: pb.SwitchRequest, context: grpc.aio.ServicerContext) -> pb.SwitchResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="Switch"))
-        raise AssertionError("unreachable")
+        return await self._node.migrations.target.switch(request)
 
+    @_rpc
     async def Commit(self, request: pb.CommitRequest, context: grpc.aio.ServicerContext) -> pb.CommitResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="Commit"))
-        raise AssertionError("unreachable")
+        return await self._node.migrations.target.commit(request)
 
+    @_rpc
     async def Abort(self, request: pb.AbortRequest, context: grpc.aio.ServicerContext) -> pb.AbortResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="Abort"))
-        raise AssertionError("unreachable")
+        return await self._node.migrations.target.abort(request)
 
+    @_rpc
     async def MigrationStatus(
         self, request: pb.MigrationStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.MigrationStatusResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(method="MigrationStatus"))
-        raise AssertionError("unreachable")
+        return self._node.migrations.status(request.order_id)
 
 
 async def build_server(
@@ -191,6 +203,8 @@ async def build_server(
     the event loop that will run the server.
     """
     host, port = parse_listen(listen)
+    if tls_dir is not None and str(tls_dir) not in ("", ".") and node.tls_dir is None:
+        node.tls_dir = Path(tls_dir)  # the node calls other executors with the same certificate
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -212,6 +226,8 @@ async def build_server(
         raise NodeConfigError(f"cannot listen on {listen}: {exc} (port in use, or not this host's address?)") from exc
     if bound == 0:
         raise NodeConfigError(f"cannot listen on {listen} (port in use, or not an address of this host?)")
+    if node.endpoint is None and host not in ("", "0.0.0.0", "::", "[::]"):
+        node.endpoint = f"{host}:{bound}"  # what peers call back (run_node sets the advertised one)
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     _HEALTH[server] = health

@@ -28,7 +28,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
@@ -48,6 +48,9 @@ from agents.drivers.base import (
 )
 from agents.sizes import format_size
 
+if TYPE_CHECKING:
+    from agents.migration import MigrationManager
+
 log = logging.getLogger(__name__)
 
 # Hosts do not advertise a disk+network throughput; a node without a configured I/O capacity
@@ -57,6 +60,12 @@ _NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,252}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 ACTIVE_STATES = ("starting", "running", "migrating")
 LOCK_FILE = "node.lock"
+
+
+class WorkloadBusy(DriverError):
+    """The workload is being migrated: it cannot be stopped meanwhile."""
+
+    code = "failed_precondition"
 
 
 class NodeConfigError(DriverError):
@@ -186,7 +195,12 @@ class Node:
         # Optional agents.metrics.NodeMetrics: driver operations are counted and timed there.
         self.metrics = metrics
         self._pending: dict[str, WorkloadSpec] = {}
+        self._reserved: dict[str, WorkloadSpec] = {}  # order_id -> incoming workload (migrations)
         self._lock_file: IO[str] | None = None
+        # gRPC mTLS folder, also for this node's calls to other executors (migrations).
+        self.tls_dir: Path | None = None
+        self.fault_crash_at = ""  # test hook: see agents.migration.faults
+        self._migrations: MigrationManager | None = None
 
     @classmethod
     async def open(
@@ -200,8 +214,15 @@ class Node:
         traces_dir: Path | str = "",
         bind_host: str = "127.0.0.1",
         metrics: Any = None,
+        tls_dir: Path | str | None = None,
+        fault_crash_at: str = "",
     ) -> Node:
-        """Lock the state directory, build the drivers and adopt the workloads they find there."""
+        """Lock the state directory, build the drivers, adopt the workloads they find there and
+        read the migration journal (``run_node`` recovers its in-flight migrations once serving).
+
+        ``tls_dir``: the node's mTLS folder, used for its calls to other executors too.
+        ``fault_crash_at``: the crash-injection test hook (:mod:`agents.migration.faults`).
+        """
         state = Path(state_dir).expanduser()
         lock = _lock_state_dir(state, node_id)
         ctx = DriverContext(node_id=node_id, state_dir=state, traces_dir=Path(traces_dir), bind_host=bind_host)
@@ -211,9 +232,14 @@ class Node:
                 built[name] = create_driver(name, ctx)
             node = cls(node_id, built, state_dir=state, capacity=capacity, labels=labels, metrics=metrics)
             node._lock_file = lock
+            node.tls_dir = Path(tls_dir) if tls_dir is not None and str(tls_dir) not in ("", ".") else None
+            node.fault_crash_at = fault_crash_at
             for driver in built.values():
                 for info in await driver.recover():
                     log.info("adopted %s workload %s (%s)", driver.name, info.spec.workload_id, info.state)
+            in_flight = node.migrations.journal.in_flight()
+            if in_flight:
+                log.info("journal: %d migration(s) in flight, recovered once the executor serves", len(in_flight))
         except BaseException:
             for driver in built.values():
                 with contextlib.suppress(Exception):
@@ -243,6 +269,45 @@ class Node:
                 versions[name] = "unknown"
         return versions
 
+    @property
+    def migrations(self) -> MigrationManager:
+        """The node's migrations (journal, outgoing and incoming orders), built on first use."""
+        if self._migrations is None:
+            from agents.migration import MigrationManager
+
+            self._migrations = MigrationManager(self, tls_dir=self.tls_dir, crash_at=self.fault_crash_at)
+        return self._migrations
+
+    # ---- capacity ------------------------------------------------------------------------
+
+    def _committed_bytes(self) -> int:
+        """Memory promised: hosted workloads, starts under way and reservations of incoming moves."""
+        return (
+            sum(s.memory_bytes for s in self._pending.values())
+            + sum(s.memory_bytes for s in self._reserved.values())
+            + sum(i.spec.memory_bytes for i in self.list_workloads() if i.state in ACTIVE_STATES)
+        )
+
+    def _admit(self, spec: WorkloadSpec) -> None:
+        reserved = self._committed_bytes()
+        if reserved + spec.memory_bytes > self.capacity.mem_bytes:
+            free = max(self.capacity.mem_bytes - reserved, 0)
+            raise InsufficientCapacity(
+                f"node {self.node_id} has {format_size(free)} of {format_size(self.capacity.mem_bytes)} memory free; "
+                f"workload {spec.workload_id!r} needs {format_size(spec.memory_bytes)}"
+            )
+
+    def reserve(self, order_id: str, spec: WorkloadSpec) -> None:
+        """Hold capacity for an incoming migration; InsufficientCapacity if it does not fit."""
+        if order_id in self._reserved:
+            return
+        self._admit(spec)
+        self._reserved[order_id] = spec
+
+    def release(self, order_id: str) -> None:
+        """Give back an incoming migration's reservation (done, aborted or now a running workload)."""
+        self._reserved.pop(order_id, None)
+
     # ---- workloads -------------------------------------------------------------------------
 
     async def start_workload(self, spec: WorkloadSpec) -> WorkloadInfo:
@@ -253,15 +318,9 @@ class Node:
         wid = spec.workload_id
         if wid in self._pending or self._find(wid) is not None:
             raise AlreadyExists(f"workload {wid!r} already runs on node {self.node_id}")
-        reserved = sum(s.memory_bytes for s in self._pending.values()) + sum(
-            i.spec.memory_bytes for i in self.list_workloads() if i.state in ACTIVE_STATES
-        )
-        if reserved + spec.memory_bytes > self.capacity.mem_bytes:
-            free = max(self.capacity.mem_bytes - reserved, 0)
-            raise InsufficientCapacity(
-                f"node {self.node_id} has {format_size(free)} of {format_size(self.capacity.mem_bytes)} memory free; "
-                f"workload {wid!r} needs {format_size(spec.memory_bytes)}"
-            )
+        if self._migrations is not None and self._migrations.busy(wid):
+            raise AlreadyExists(f"workload {wid!r} is arriving on node {self.node_id} by migration")
+        self._admit(spec)
         self._pending[wid] = spec  # reserved until the driver answers, so concurrent starts see it
         try:
             with self._measured(driver.name, "start"):
@@ -273,6 +332,9 @@ class Node:
         found = self._find(workload_id)
         if found is None:
             raise UnknownWorkload(f"no workload {workload_id!r} on node {self.node_id}")
+        order = self._migrations.busy(workload_id) if self._migrations is not None else None
+        if order is not None:
+            raise WorkloadBusy(f"workload {workload_id!r} is being migrated (order {order}); stop it afterwards")
         with self._measured(found[0].name, "stop"):
             await found[0].stop(workload_id)
 
@@ -320,11 +382,15 @@ class Node:
     # ---- shutdown --------------------------------------------------------------------------
 
     async def close(self, *, stop_workloads: bool = True) -> None:
-        """Stop the workloads (unless told to keep them), close the drivers, release the state dir."""
+        """Stop the migrations' tasks and the workloads (unless told to keep them), close the
+        drivers, release the state dir. A migration in flight resumes at the next start."""
+        if self._migrations is not None:
+            await self._migrations.close()
         if stop_workloads:
             for info in self.list_workloads():
                 try:
-                    await self.stop_workload(info.spec.workload_id)
+                    with self._measured(info.spec.driver, "stop"):
+                        await self.driver(info.spec.driver).stop(info.spec.workload_id)
                 except DriverError as exc:
                     log.warning("could not stop %s: %s", info.spec.workload_id, exc)
         for driver in self.drivers.values():
@@ -405,9 +471,12 @@ async def run_node(
     tasks: list[asyncio.Task[None]] = []
     server = None
     try:
+        if tls_dir is not None and str(tls_dir) not in ("", ".") and node.tls_dir is None:
+            node.tls_dir = Path(tls_dir)
         server, port = await build_server(node, listen, tls_dir=tls_dir, interceptors=interceptors)
         await server.start()
         node.endpoint = advertised_endpoint(listen.rpartition(":")[0], port)
+        await node.migrations.start()  # recover in-flight migrations: peers can reach us now
         log.info("node %s: executor serving on %s (drivers: %s)", node.node_id, node.endpoint, ", ".join(node.drivers))
         if on_ready is not None:
             on_ready(node.endpoint)

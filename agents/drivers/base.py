@@ -1,7 +1,10 @@
 """The runtime driver interface: one per workload kind (qemu, process, function, sim).
 
 The executor starts, stops and migrates workloads through drivers; the telemetry agent reads
-their usage from the same driver objects. Drivers are asyncio-friendly: anything that can block
+their usage from the same driver objects. Migration hooks (``migrate_in_*`` on the target,
+``migrate_out_*`` on the source) are described on :class:`Driver`; the executor's migration
+coordinator (:mod:`agents.migration`) calls them in a fixed order and journals every phase.
+Drivers are asyncio-friendly: anything that can block
 (spawning a process, talking QMP) is ``async``; ``usage`` is synchronous and cheap because the
 agent calls it for every workload on every sample.
 
@@ -16,10 +19,11 @@ from __future__ import annotations
 import abc
 import math
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 KINDS = ("vm", "container", "function")
 STATES = ("starting", "running", "migrating", "stopped", "failed")
@@ -64,6 +68,18 @@ class StartFailed(DriverError):
     """The runtime accepted the spec but the workload did not come up (exited, never got ready)."""
 
     code = "failed_precondition"
+
+
+class MigrationUnsupported(DriverError):
+    """The driver cannot move this workload (no migration method, or not in a movable state)."""
+
+    code = "failed_precondition"
+
+
+class MoveFailed(DriverError):
+    """A migration step failed in the runtime (a transfer broke, the target did not come up)."""
+
+    code = "aborted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,16 +183,80 @@ class DriverContext:
         return self.state_dir / "workloads" / workload_id
 
 
+@dataclass(frozen=True, slots=True)
+class IncomingPlan:
+    """What a target's driver prepared for an incoming workload.
+
+    ``incoming_uri``: where the source's runtime streams to (QEMU ``tcp:host:port``), empty when
+    the executor's own Transfer carries the state or nothing moves. ``params``: details for the
+    source (e.g. a function's warm ``endpoint``).
+    """
+
+    incoming_uri: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MoveFigures:
+    """What a source driver measured while moving a workload out.
+
+    ``downtime_seconds``: the runtime's own figure (QEMU's statistics), a modelled one (sim) or
+    0 (functions); None lets the executor measure it from quiesce to the target being ready.
+    """
+
+    transferred_bytes: int = 0
+    downtime_seconds: float | None = None
+    message: str = ""
+
+
+class OutgoingMove(Protocol):
+    """What the executor gives a source driver's ``migrate_out_*`` hooks for one order."""
+
+    order_id: str
+    incoming: IncomingPlan
+    deadline_at: float
+
+    async def send_files(self, root: Path, *, changed_only: bool = False) -> int:
+        """Stream the files under ``root`` to the target (checksummed chunks); bytes sent.
+
+        ``changed_only``: only files that changed (or appeared) since the previous call; files
+        gone since then are dropped on the target.
+        """
+        ...
+
+    async def progress(self, ratio: float, transferred_bytes: int, message: str = "") -> None:
+        """Report progress (0..1) of the transfer."""
+        ...
+
+    def checkpoint(self, point: str) -> None:
+        """A named point of the move (the crash-injection test hook fires here)."""
+        ...
+
+
 class Driver(abc.ABC):
     """A runtime. Subclasses set ``name`` (driver name) and ``kind`` (workload kind they host).
 
     ``kinds`` lists every kind the driver accepts when it hosts more than one (``sim``
     simulates any); by default it is just ``kind``.
+
+    Migration. ``migration_method`` names how the driver moves workloads (``live``,
+    ``snapshot``, ``reroute``, ``simulated``; empty: it cannot). The executor drives a move as:
+
+    target: ``migrate_in_prepare`` (reserve, start an incoming instance or get ready to receive)
+    source: ``migrate_out_transfer`` (while the workload serves), ``migrate_out_quiesce``
+    target: ``migrate_in_switch`` (the workload runs here now)
+    source: ``migrate_out_switched`` (route to the target), then after the commit point
+            ``migrate_out_remove``; target: ``migrate_in_commit``.
+
+    Before the commit point either side may be told to undo: ``migrate_out_rollback`` (the
+    source serves again) and ``migrate_in_abort`` (the target discards its instance). Every
+    hook must be idempotent: after a crash the executor calls it again.
     """
 
     name: str
     kind: str
     kinds: tuple[str, ...] = ()
+    migration_method: str = ""
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -219,3 +299,62 @@ class Driver(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release driver resources at node shutdown (workloads keep running unless stated)."""
+
+    # ---- migration: target side --------------------------------------------------------------
+
+    def migrate_in_staging(self, workload_id: str, order_id: str) -> Path:
+        """Where a snapshot transfer for ``order_id`` lands on this node (created by the executor)."""
+        return self.ctx.state_dir / "incoming" / order_id
+
+    async def migrate_in_prepare(self, spec: WorkloadSpec, staging: Path) -> IncomingPlan:
+        """Check ``spec`` runs here and get ready to receive it; raises InvalidSpec if it cannot."""
+        raise MigrationUnsupported(f"driver {self.name} cannot receive migrations")
+
+    async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
+        """Make the workload run here (from the transferred state in ``staging``); it must serve."""
+        raise MigrationUnsupported(f"driver {self.name} cannot receive migrations")
+
+    async def migrate_in_commit(self, workload_id: str, staging: Path) -> None:
+        """The move is final: drop what only an abort would have needed (default: the staging files)."""
+        shutil.rmtree(staging, ignore_errors=True)
+
+    async def migrate_in_abort(self, workload_id: str, staging: Path) -> None:
+        """Discard the incoming instance (also once switched), its files and state; idempotent."""
+        shutil.rmtree(staging, ignore_errors=True)
+
+    # ---- migration: source side --------------------------------------------------------------
+
+    def migrate_out_spec(self, workload_id: str) -> WorkloadSpec:
+        """The spec the target starts the workload from (default: the running spec)."""
+        return self._running_spec(workload_id)
+
+    def _running_spec(self, workload_id: str) -> WorkloadSpec:
+        for info in self.list():
+            if info.spec.workload_id == workload_id:
+                return info.spec
+        raise UnknownWorkload(f"no {self.name} workload {workload_id!r} on this node")
+
+    async def migrate_out_transfer(self, workload_id: str, move: OutgoingMove) -> MoveFigures:
+        """Copy the workload to the target while it serves (QEMU also switches over here)."""
+        raise MigrationUnsupported(f"driver {self.name} cannot migrate workloads out")
+
+    async def migrate_out_quiesce(self, workload_id: str, move: OutgoingMove) -> float | None:
+        """Stop serving here and send what changed; returns when it stopped (None: nothing to stop)."""
+        return None
+
+    async def migrate_out_switched(self, workload_id: str, endpoint: str) -> None:  # noqa: B027 - optional
+        """The target serves at ``endpoint``: route clients there (functions forward)."""
+
+    async def migrate_out_remove(self, workload_id: str) -> None:
+        """After the commit point: remove the source instance (it must not run afterwards)."""
+        await self.stop(workload_id)
+
+    async def migrate_out_rollback(self, workload_id: str, spec: WorkloadSpec) -> None:  # noqa: B027 - optional
+        """Before the commit point: serve here again (resume what the move stopped; ``spec`` is the
+        workload as the order journaled it, for runtimes whose instance died with the node)."""
+
+    async def migrate_out_handed_over(self, workload_id: str) -> bool:
+        """Whether the runtime may already run the workload on the target without a Switch (QEMU
+        completes a live migration on its own): then only an acknowledged abort of the target
+        makes a rollback safe."""
+        return False

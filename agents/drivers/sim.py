@@ -22,7 +22,16 @@ mem_used            used memory (``512M``), default the spec's memory
 mem_trace,          memory as a percent of the spec's memory, from a series (``mem_trace``
 mem_series          defaults to ``trace``); overrides ``mem_used``
 io_bytes_per_second constant I/O rate (``10M`` allowed), default 0
+migration_max_seconds
+                    longest a modelled migration of this workload takes in wall time
+                    (default 3: demos stay short)
 ==================  ==========================================================================
+
+Migration (method ``simulated``): the duration, downtime and bytes come from the shared model
+(:mod:`schemas.migration_model`) for the workload's memory, compressed by ``speed`` (a trace
+played 60 times faster migrates 60 times faster) and capped at ``migration_max_seconds``. The target
+starts the workload with the source's ``anchor_at`` and ``offset_seconds``, so its usage goes
+on along the same trace instant for instant: a move never resets the trace.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from agents.drivers import params as P
 from agents.drivers.base import (
@@ -41,7 +51,10 @@ from agents.drivers.base import (
     Driver,
     DriverContext,
     DriverError,
+    IncomingPlan,
     InvalidSpec,
+    MoveFigures,
+    OutgoingMove,
     UnknownWorkload,
     Usage,
     WorkloadInfo,
@@ -49,6 +62,7 @@ from agents.drivers.base import (
 )
 from agents.drivers.records import read_records, remove_workload_dir, write_record
 from agents.drivers.trace_series import TraceSeries, load_series
+from schemas.migration_model import MigrationModel
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +78,11 @@ KNOWN_PARAMS = frozenset(
         "mem_trace",
         "mem_series",
         "io_bytes_per_second",
+        "migration_max_seconds",
     }
 )
+DEFAULT_MIGRATION_MAX_SECONDS = 3.0
+PROGRESS_STEP_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +132,7 @@ def build_model(spec: WorkloadSpec, started_at: float, traces_dir: str = "") -> 
         mem = load_series(P.text(spec, "mem_trace") or trace, P.text(spec, "mem_series"), traces_dir=traces_dir)
     elif P.text(spec, "mem_trace"):
         raise InvalidSpec("param mem_trace needs mem_series (the column to follow)")
+    P.number(spec, "migration_max_seconds", DEFAULT_MIGRATION_MAX_SECONDS, positive=True, maximum=3600)
     mem_used = P.size(spec, "mem_used", spec.memory_bytes)
     if mem_used > spec.memory_bytes:
         raise InvalidSpec(f"param mem_used: {mem_used} bytes is more than the workload's memory ({spec.memory_bytes})")
@@ -145,12 +163,19 @@ class SimDriver(Driver):
     name = "sim"
     kind = "vm"
     kinds = KINDS
+    migration_method = "simulated"
 
-    def __init__(self, ctx: DriverContext, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ctx: DriverContext,
+        clock: Callable[[], float] = time.time,
+        migration_model: MigrationModel | None = None,
+    ) -> None:
         super().__init__(ctx)
         self._clock = clock
         self._sims: dict[str, _Sim] = {}
         self._starting: set[str] = set()
+        self.migration_model = migration_model or MigrationModel()
 
     def version(self) -> str:
         return "1"
@@ -206,6 +231,71 @@ class SimDriver(Driver):
             self._sims[spec.workload_id] = _Sim(spec, model, started_at)
             adopted.append(self._info(self._sims[spec.workload_id]))
         return adopted
+
+    # ---- migration (modelled) ----------------------------------------------------------------
+
+    def migrate_out_spec(self, workload_id: str) -> WorkloadSpec:
+        """The spec with the trace anchor pinned, so the target continues the same trace instant."""
+        sim = self._sims.get(workload_id)
+        if sim is None:
+            raise UnknownWorkload(f"no sim workload {workload_id!r} on this node")
+        params = {
+            **sim.spec.params,
+            "anchor_at": repr(sim.model.anchor_at),
+            "offset_seconds": repr(sim.model.offset_seconds),
+        }
+        return WorkloadSpec.from_dict({**sim.spec.to_dict(), "params": params})
+
+    def migration_plan(self, workload_id: str, now: float) -> tuple[float, MoveFigures]:
+        """(wall seconds the move takes, its figures) for ``workload_id`` at ``now``."""
+        sim = self._sims.get(workload_id)
+        if sim is None:
+            raise UnknownWorkload(f"no sim workload {workload_id!r} on this node")
+        estimate = self.migration_model.estimate("simulated", sim.model.mem_bytes_used(now))
+        cap = P.number(sim.spec, "migration_max_seconds", DEFAULT_MIGRATION_MAX_SECONDS, positive=True)
+        scale = 1.0 / sim.model.speed
+        if estimate.duration_seconds * scale > cap:
+            scale = cap / estimate.duration_seconds
+        figures = MoveFigures(
+            transferred_bytes=int(estimate.transferred_bytes),
+            downtime_seconds=estimate.downtime_seconds * scale,
+            message=f"modelled: {estimate.duration_seconds:.1f} s at trace speed, {scale:.3g}x in wall time",
+        )
+        return estimate.duration_seconds * scale, figures
+
+    async def migrate_in_prepare(self, spec: WorkloadSpec, staging: Path) -> IncomingPlan:
+        if spec.workload_id in self._sims or spec.workload_id in self._starting:
+            raise AlreadyExists(f"workload {spec.workload_id!r} already runs on this node")
+        await asyncio.to_thread(build_model, spec, self._clock(), str(self.ctx.traces_dir))  # the trace loads here
+        return IncomingPlan()
+
+    async def migrate_out_transfer(self, workload_id: str, move: OutgoingMove) -> MoveFigures:
+        seconds, figures = self.migration_plan(workload_id, self._clock())
+        started = time.monotonic()
+        checkpoint_done = False
+        while (elapsed := time.monotonic() - started) < seconds:
+            ratio = elapsed / seconds if seconds > 0 else 1.0
+            await move.progress(ratio, int(figures.transferred_bytes * ratio), figures.message)
+            if ratio >= 0.5 and not checkpoint_done:
+                move.checkpoint("transfer")
+                checkpoint_done = True
+            await asyncio.sleep(min(PROGRESS_STEP_SECONDS, max(seconds - elapsed, 0.0)))
+        await move.progress(1.0, figures.transferred_bytes, figures.message)
+        return figures
+
+    async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
+        sim = self._sims.get(spec.workload_id)
+        if sim is not None:
+            return self._info(sim)
+        return await self.start(spec)
+
+    async def migrate_in_abort(self, workload_id: str, staging: Path) -> None:
+        if workload_id in self._sims:
+            await self.stop(workload_id)
+
+    async def migrate_out_rollback(self, workload_id: str, spec: WorkloadSpec) -> None:
+        if workload_id not in self._sims:  # a sim never stops for a move; only a lost record needs this
+            await self.start(spec)
 
     @staticmethod
     def _info(sim: _Sim) -> WorkloadInfo:

@@ -115,7 +115,7 @@ def test_conflicts_and_unknown_ids(tmp_path):
     asyncio.run(scenario())
 
 
-def test_migration_rpcs_are_not_served_yet(tmp_path):
+def test_malformed_migration_calls_get_precise_statuses(tmp_path):
     async def scenario() -> list[tuple[str, StatusCode, str]]:
         async with stub_for(tmp_path) as stub:
             results = []
@@ -133,14 +133,24 @@ def test_migration_rpcs_are_not_served_yet(tmp_path):
                 "Transfer": stub.Transfer(chunks(), timeout=30),
                 "Switch": stub.Switch(pb.SwitchRequest(order_id="o1"), timeout=30),
                 "Commit": stub.Commit(pb.CommitRequest(order_id="o1"), timeout=30),
-                "Abort": stub.Abort(pb.AbortRequest(order_id="o1"), timeout=30),
                 "MigrationStatus": stub.MigrationStatus(pb.MigrationStatusRequest(order_id="o1"), timeout=30),
+                "MigrationStatus ": stub.MigrationStatus(pb.MigrationStatusRequest(order_id="../x"), timeout=30),
             }
             for name, call in calls.items():
                 code, details = await refusal(call)
                 results.append((name, code, details))
+            # Abort of an order never prepared here is answered (and remembered as aborted).
+            reply = await stub.Abort(pb.AbortRequest(order_id="o1"), timeout=30)
+            results.append(("Abort", StatusCode.OK, reply.state))
             return results
 
-    for name, code, details in asyncio.run(scenario()):
-        assert code == StatusCode.UNIMPLEMENTED, name
-        assert details.startswith(f"{name} is not served yet: executor migrations arrive with issue #6")
+    got = {
+        name.strip() + ("/bad" if name.endswith(" ") else ""): (code, details)
+        for name, code, details in asyncio.run(scenario())
+    }
+    assert got["Migrate"][0] == StatusCode.INVALID_ARGUMENT and got["Migrate"][1].startswith("order.workload_id")
+    assert got["PrepareIncoming"] == (StatusCode.INVALID_ARGUMENT, "order: required")
+    for name in ("Transfer", "Switch", "Commit", "MigrationStatus"):
+        assert got[name][0] == StatusCode.NOT_FOUND and "o1" in got[name][1], name
+    assert got["MigrationStatus/bad"][0] == StatusCode.INVALID_ARGUMENT
+    assert got["Abort"] == (StatusCode.OK, "aborted")
