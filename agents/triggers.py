@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agents.client import RecordPublisher, Table, read_table
-from agents.cloudevents import event_from_kafka, is_cloudevent, to_kafka
 from agents.timeparse import format_instant
+from schemas.cloudevents import event_from_kafka, is_cloudevent, to_kafka
 from schemas.codec import codec
 from schemas.errors import ContractError
 from schemas.settings import Settings

@@ -309,7 +309,7 @@ class Forecast(Model):
 # --- order --------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderReason(Model):
-    code: Literal["predicted_overload", "maintenance", "peak_rebalance", "reactive_threshold", "swap"]
+    code: Literal["predicted_overload", "declared_peak", "maintenance_evacuation", "swap", "current_overload"]
     resource: Resource | None = None
     predicted_breach_at: float | None = None
     predicted_peak_ratio: float | None = None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.sla import resolve_policy
+from schemas.sla import policy_key, resolve_policy
 from streams.decisions.cluster import RESOURCES, ClusterView, EventWindow, InFlight, Node, ResourceForecast, Workload
 
 TERMINAL_STATES = frozenset({"completed", "failed", "rolled_back", "rejected", "expired"})
@@ -53,7 +53,7 @@ class LiveClusterState:
     workloads: dict[str, _WorkloadEntry] = field(default_factory=dict)
     node_forecasts: dict[tuple[str, str], ResourceForecast] = field(default_factory=dict)
     workload_forecasts: dict[tuple[str, str], ResourceForecast] = field(default_factory=dict)
-    policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # by key "<kind>:<subject>"
     events: dict[str, EventWindow] = field(default_factory=dict)
     in_flight: dict[str, InFlight] = field(default_factory=dict)  # by workload_id
     finished: dict[str, str] = field(default_factory=dict)  # order_id -> terminal state
@@ -148,11 +148,10 @@ class LiveClusterState:
 
     def on_policy(self, key: str, rec: Mapping[str, Any] | None) -> None:
         """A policy record, or a tombstone (``rec is None``) for the subject key ``kind:subject``."""
-        kind, _, subject = key.partition(":")
         if rec is None:
-            self.policies.pop((kind, subject), None)
+            self.policies.pop(key, None)
         else:
-            self.policies[(rec["subject_kind"], rec["subject"])] = dict(rec)
+            self.policies[policy_key(rec["subject_kind"], rec["subject"])] = dict(rec)
 
     def on_event(self, rec: Mapping[str, Any]) -> None:
         scope = rec["scope"]
@@ -229,17 +228,20 @@ class LiveClusterState:
         for wid, w in self.workloads.items():
             if w.node_id not in nodes or now - w.seen_at > STALE_INTERVALS * w.interval:
                 continue
-            eff = resolve_policy(self.policies, wid, w.app, w.user)
-            if ("workload", wid) not in self.policies and w.reported_priority is not None:
-                eff.priority = w.reported_priority
+            eff = resolve_policy(wid, w.app, w.user, self.policies)
+            priority = eff.priority
+            # The priority a workload was started with is workload-specific: only a workload
+            # policy overrides it.
+            if w.reported_priority is not None and not eff.sources["priority"].startswith("workload:"):
+                priority = w.reported_priority
             workloads[wid] = Workload(
                 workload_id=wid,
                 node_id=w.node_id,
                 kind=w.kind,
-                priority=int(eff.priority),
+                priority=int(priority),
                 sla_tier=eff.tier,
                 max_downtime_seconds=eff.max_downtime_seconds,
-                migratable=bool(eff.migratable),
+                migratable=eff.can_migrate,
                 pinned=eff.pin_node is not None,
                 memory_bytes=w.mem_bytes,
                 started_at=w.started_at,

@@ -7,15 +7,22 @@ driven through :class:`~streams.live.decision_stage.DecisionStage` at event time
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import faust
+import orjson
 
 from schemas.codec import codec
+from schemas.errors import ContractError
 from schemas.settings import Settings
+from streams.dlq import encode_envelope
 from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
 from streams.processors.intake import intake
+
+log = logging.getLogger(__name__)
 
 # Usage topics' dead letters belong to the forecasting processor; these are the decisions' own.
 DLQ_ROLES = frozenset({"forecasts", "policies", "migrations", "placements"})
@@ -40,6 +47,22 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
     dlq = app.topic(settings.topic("dlq"), value_type=bytes, key_type=bytes)
     order_codec, explanation_codec = codec("order"), codec("explanation")
     state = stage.state
+
+    async def send(topic: Any, enc: Any, key: str, rec: dict[str, Any]) -> None:
+        """Publish our own output; a record that breaks its contract (a bug) goes to the DLQ, logged."""
+        try:
+            value = enc.encode(rec)
+        except ContractError as exc:
+            log.error("decisions: produced an invalid %s record, sent to the DLQ: %s", enc.type_name, exc)
+            raw = orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+            await dlq.send(key=topic.get_topic_name().encode(), value=encode_envelope(
+                source_topic=topic.get_topic_name(), partition=None, offset=None, key=key.encode(), value=raw,
+                error=exc, processor="decisions", failed_at=time.time(),
+            ))  # fmt: skip
+            if metrics is not None:
+                metrics.record_dlq(enc.type_name, exc.code)
+            return
+        await topic.send(key=key.encode(), value=value)
 
     @app.agent(inputs, name="plba.decisions")
     async def decisions(stream: Any) -> None:
@@ -66,9 +89,9 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
                 state.on_placement(value)
             for out in stage.run_due():
                 for order in out.orders:
-                    await orders.send(key=order["workload_id"].encode(), value=order_codec.encode(order))
+                    await send(orders, order_codec, order["workload_id"], order)
                 for expl in out.explanations:
-                    await explanations.send(key=expl["node_id"].encode(), value=explanation_codec.encode(expl))
+                    await send(explanations, explanation_codec, expl["node_id"], expl)
                 if metrics is not None:
                     metrics.record_decision(out)
                     observe_fleet(state, metrics, fleet, stage.config.trigger_ratio)

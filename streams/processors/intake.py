@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.cloudevents import event_from_kafka, is_cloudevent
 from schemas.codec import Codec
 from schemas.errors import ContractError
 from streams.dlq import encode_envelope
@@ -53,8 +54,13 @@ async def intake(
         msg = event.message
         role = roles.get(msg.topic, "")
         raw = event.value
+        value: dict[str, Any] | None
         try:
-            value = None if raw is None and role in tombstones else codecs[role].decode(raw)
+            if role == "events" and is_cloudevent(msg.headers):
+                # The events topic also takes CloudEvents (Kafka binding), e.g. from CI/CD systems.
+                value = event_from_kafka(msg.headers, raw, now=time.time(), max_bytes=codecs[role].max_bytes)
+            else:
+                value = None if raw is None and role in tombstones else codecs[role].decode(raw)
         except ContractError as exc:
             if owns_dlq is not None and role not in owns_dlq:
                 continue

@@ -23,14 +23,21 @@ from schemas.topics import TOPICS
 REPO = Path(__file__).resolve().parents[2]
 
 
-def produce(settings: Settings, role: str, records: list[tuple[bytes | None, Any]], *, raw: bool = False) -> None:
+def produce(
+    settings: Settings,
+    role: str,
+    records: list[tuple[bytes | None, Any]],
+    *,
+    raw: bool = False,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     """Send (key, value) pairs to a topic; values are encoded with the contract codec unless raw."""
     spec = TOPICS[role]
     enc = codec(spec.record_type) if spec.record_type and not raw else None
     p = Producer({**settings.confluent_config(), "enable.idempotence": True, "linger.ms": 5})
     for key, value in records:
         data = enc.encode(value) if enc is not None and value is not None else value
-        p.produce(settings.topic(role), key=key, value=data)
+        p.produce(settings.topic(role), key=key, value=data, headers=headers)
         p.poll(0)
     assert p.flush(30) == 0
 

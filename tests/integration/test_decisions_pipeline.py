@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tests.integration.kafka_io import produce, read_topic, running, settings_env
@@ -62,3 +63,30 @@ def test_hot_node_gets_an_order_moving_its_lowest_priority_workload(kafka_settin
     assert any(e["node_id"] == "hot" for e in explanations)
     assert dlq and dlq[0]["error_code"] == "schema_violation"
     assert any(v["path"] == "$.node_id" for v in dlq[0]["violations"])
+
+
+def test_maintenance_announced_as_a_third_party_cloudevent_evacuates_the_node(kafka_settings, tmp_path):
+    s = kafka_settings
+    t0 = 1_800_000_000.0
+    headers = [
+        ("ce_specversion", b"1.0"), ("ce_id", b"chg-4711"), ("ce_source", b"/ci/maintenance-calendar"),
+        ("ce_type", b"io.plba.event.maintenance"), ("content-type", b"application/json"),
+    ]  # fmt: skip
+    data = orjson.dumps({"starts_at": t0 + 600, "ends_at": t0 + 3600, "scope": {"nodes": ["a"]},
+                         "event_id": "chg-4711", "reason": "kernel upgrade"})  # fmt: skip
+    env = settings_env(s, PLBA_DECISION_INTERVAL_SECONDS="10", PLBA_WORKER_DISPATCH="false")
+    with running(["worker"], env, tmp_path / "worker.log") as worker:
+        produce(s, "events", [(b"chg-4711", data)], raw=True, headers=headers)
+        records_w, records_n = [], []
+        for k in range(8):
+            at = t0 + 5 * k
+            records_w.append((b"w-a", workload_usage("w-a", "a", at, 1.0, 10)))
+            records_n.append((b"a", node_usage("a", at, 0.2, ["w-a"])))
+            records_n.append((b"b", node_usage("b", at, 0.1, [])))
+        produce(s, "workload_usage", records_w)
+        produce(s, "node_usage", records_n)
+        orders = read_topic(s, "orders", until=lambda r: len(r) >= 1, timeout=90, alive=worker)
+    log = (tmp_path / "worker.log").read_text()
+    assert orders, f"no evacuation order; worker log:\n{log[-3000:]}"
+    assert (orders[0]["workload_id"], orders[0]["source_node"], orders[0]["target_node"]) == ("w-a", "a", "b")
+    assert orders[0]["reason"]["code"] == "maintenance_evacuation"

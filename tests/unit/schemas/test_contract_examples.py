@@ -121,7 +121,7 @@ EXPECTED_PATH: dict[str, str] = {
     "explanation/excluded_by_not_a_code": "$.targets[1].excluded_by",
     "explanation/unknown_field_in_candidate": "$.candidates[0].why",
     "explanation/missing_resource": "$.resource",
-    "explanation/predicted_peak_ratio_above_one": "$.predicted_peak_ratio",
+    "explanation/predicted_peak_ratio_negative": "$.predicted_peak_ratio",
     # dlq
     "dlq/value_not_base64": "$.value_b64",
     "dlq/negative_offset": "$.offset",

@@ -21,8 +21,8 @@ pieces come from the envelope: ``event_type`` from ``type``; ``event_id``, when 
 The events topic is compacted: producers must set the record key (the event id they will use
 to update or cancel it).
 
-This module depends only on :mod:`schemas` and the standard library, so that the stream side
-can use it too once it is moved next to the contracts.
+It depends only on :mod:`schemas` and the standard library: node-side publishers and the
+stream processors (which read the events topic) share it.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import re
 import orjson
 import pytest
 
-from agents.cloudevents import CloudEventError, event_from_kafka, is_cloudevent, to_kafka
 from agents.triggers import build_event
+from schemas.cloudevents import CloudEventError, event_from_kafka, is_cloudevent, to_kafka
 from schemas.errors import ContractError
 
 NOW = 1_750_000_000.0
