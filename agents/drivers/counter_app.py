@@ -9,9 +9,16 @@ It keeps a counter in ``<state-dir>/counter.json`` (incremented every ``--tick``
 * ``POST /incr`` → increments the counter and returns it
 
 So a migration can be verified from outside: the count on the target continues from the one
-on the source, and the ballast checksum is the same. SIGTERM writes the counter and exits 0.
+on the source, and the ballast checksum is the same. SIGTERM writes the counter and exits 0 at
+once (no interpreter shutdown: the exit is part of a migration's downtime).
 Defaults come from the environment the process driver sets (``PLBA_STATE_DIR``, ``PLBA_PORT``,
 ``PLBA_WORKLOAD_ID``).
+
+Standby: with ``PLBA_GO_FD`` set (a migration target started early, see the process driver) it
+finishes starting, then waits for one byte on that pipe before it reads or writes its state; EOF
+there means the move was called off: it exits 0 without touching the state. The ballast's
+checksum is computed in the background after the port opens (``GET /state`` waits for it), so a
+big state does not delay readiness.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ def make_handler(app: dict[str, Any], counter: Counter) -> type[BaseHTTPRequestH
         def _status(self, full: bool) -> dict[str, Any]:
             body = {**{k: app[k] for k in ("workload_id", "pid", "started_at", "state_dir")}, "count": counter.count}
             if full:
+                app["ballast_ready"].wait(60)
                 body |= {"ballast_bytes": app["ballast_bytes"], "ballast_sha256": app["ballast_sha256"]}
             return body
 
@@ -116,6 +124,15 @@ def make_handler(app: dict[str, Any], counter: Counter) -> type[BaseHTTPRequestH
     return Handler
 
 
+def wait_for_go(fd_text: str) -> bool:
+    """Block until the driver says go (one byte) on the pipe ``fd_text``; False on EOF."""
+    fd = int(fd_text)
+    try:
+        return os.read(fd, 1) != b""
+    finally:
+        os.close(fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.drivers.counter_app", description=__doc__.split("\n")[0])
     parser.add_argument("--state-dir", default=os.environ.get("PLBA_STATE_DIR", "."))
@@ -125,31 +142,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-bytes", type=int, default=0, help="size of the ballast file")
     args = parser.parse_args(argv)
 
+    if os.environ.get("PLBA_GO_FD") and not wait_for_go(os.environ["PLBA_GO_FD"]):
+        return 0
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     counter = Counter(state_dir)
-    app = {
+    app: dict[str, Any] = {
         "workload_id": os.environ.get("PLBA_WORKLOAD_ID", ""),
         "pid": os.getpid(),
         "started_at": time.time(),
         "state_dir": str(state_dir),
         "ballast_bytes": max(args.state_bytes, 0),
-        "ballast_sha256": ensure_ballast(state_dir, args.state_bytes),
+        "ballast_sha256": "",
     }
+    ballast_ready = threading.Event()
+    app["ballast_ready"] = ballast_ready
+
+    def ballast() -> None:
+        app["ballast_sha256"] = ensure_ballast(state_dir, args.state_bytes)
+        ballast_ready.set()
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server = ThreadingHTTPServer((args.host, args.port), make_handler(app, counter)) if args.port else None
     if server is not None:
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        # A short poll: a SIGTERM (the quiesce of a migration) ends the process promptly.
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    threading.Thread(target=ballast, daemon=True).start()
     counter.save()
     print(f"counter_app pid={os.getpid()} port={args.port} count={counter.count}", file=sys.stderr, flush=True)
     while not stop.wait(args.tick if args.tick > 0 else None):
         counter.incr()
-    if server is not None:
-        server.shutdown()
+    # Flush, then leave at once: a SIGTERM is how a migration quiesces this process, and the
+    # time until it is gone counts as downtime (nothing else needs an orderly interpreter exit).
     counter.save()
-    return 0
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,19 @@ env.NAME               an extra environment variable NAME for the process
 =====================  =====================================================================
 
 The process also gets ``PLBA_WORKLOAD_ID`` and ``PLBA_NODE_ID``.
+
+Migration (method ``snapshot``, no CRIU): the executor streams the ``state/`` directory to the
+target in checksummed chunks while the process still runs (pre-copy), then quiesces it —
+SIGTERM, so the process flushes its state and exits (SIGKILL after ``stop_timeout_seconds``) —
+sends only the files that changed since, and the target restores the directory and starts the
+process on it. The downtime runs from the SIGTERM to the target's port accepting connections.
+
+Standby (param ``standby``, default yes for the counter app): the target starts the process
+when the move is prepared, with ``PLBA_GO_FD`` naming a pipe; a standby-aware program finishes
+its start-up (interpreter, imports) and then blocks reading one byte from that pipe before it
+touches ``PLBA_STATE_DIR``. At the switch the state is renamed into place and the byte written,
+so the downtime does not include a cold start. EOF on the pipe (the move aborted, or the node
+died) means: exit without touching the state.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import logging
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,7 +65,11 @@ from agents.drivers.base import (
     AlreadyExists,
     Driver,
     DriverContext,
+    IncomingPlan,
     InvalidSpec,
+    MigrationUnsupported,
+    MoveFigures,
+    OutgoingMove,
     StartFailed,
     UnknownWorkload,
     Usage,
@@ -63,8 +81,10 @@ from agents.drivers.records import read_records, remove_workload_dir, write_reco
 
 log = logging.getLogger(__name__)
 
-KNOWN_PARAMS = frozenset({"command", "port", "wait_port", "start_timeout_seconds", "stop_timeout_seconds"})
+KNOWN_PARAMS = frozenset({"command", "port", "wait_port", "start_timeout_seconds", "stop_timeout_seconds", "standby"})
 STATE_SUBDIR = "state"
+INCOMING_SUBDIR = "state.incoming"  # where a migration's snapshot lands on the target
+COUNTER_APP = "agents.drivers.counter_app"
 LOG_FILE = "output.log"
 PROJECT_ROOT = Path(agents.__file__).resolve().parent.parent
 # Exit within this time means the command could not start at all (a bad flag, a missing file).
@@ -79,7 +99,12 @@ def with_project_path(env: dict[str, str]) -> dict[str, str]:
 
 
 def default_command() -> list[str]:
-    return [sys.executable, "-m", "agents.drivers.counter_app"]
+    return [sys.executable, "-m", COUNTER_APP]
+
+
+def _is_counter_app(argv: list[str]) -> bool:
+    """Our own counter app (with or without options): it gets the project path and standby."""
+    return len(argv) >= 3 and argv[1] == "-m" and argv[2] == COUNTER_APP
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +116,7 @@ class ProcessConfig:
     start_timeout_seconds: float
     stop_timeout_seconds: float
     env: dict[str, str]
+    standby: bool = False
 
 
 def config_from_spec(spec: WorkloadSpec) -> ProcessConfig:
@@ -115,14 +141,16 @@ def config_from_spec(spec: WorkloadSpec) -> ProcessConfig:
         if not name or name.startswith("PLBA_") or "=" in name:
             raise InvalidSpec(f"param env.{name}: not a settable variable name (PLBA_* are set by the driver)")
     port = P.port(spec)
+    ours = not command or _is_counter_app(argv)
     return ProcessConfig(
         argv=argv,
-        is_default=not command,
+        is_default=ours,
         port=port,
-        wait_port=P.flag(spec, "wait_port", not command and port is not None),
+        wait_port=P.flag(spec, "wait_port", ours and port is not None),
         start_timeout_seconds=P.number(spec, "start_timeout_seconds", 15.0, positive=True, maximum=600),
         stop_timeout_seconds=P.number(spec, "stop_timeout_seconds", 10.0, minimum=0.0, maximum=600),
         env=env,
+        standby=P.flag(spec, "standby", ours),
     )
 
 
@@ -138,6 +166,7 @@ class _Proc:
     popen: subprocess.Popen[bytes] | None = None
     meter: ProcessTreeMeter | None = None
     exit_code: int | None = None
+    go_fd: int | None = None  # write end of a standby process's go pipe
 
 
 class ProcessDriver(Driver):
@@ -145,12 +174,14 @@ class ProcessDriver(Driver):
 
     name = "process"
     kind = "container"
+    migration_method = "snapshot"
 
     def __init__(self, ctx: DriverContext, clock: Callable[[], float] = time.time) -> None:
         super().__init__(ctx)
         self._clock = clock
         self._procs: dict[str, _Proc] = {}
         self._starting: set[str] = set()
+        self._incoming: dict[str, _Proc] = {}  # standby processes of migrations not switched yet
 
     def version(self) -> str:
         return f"{platform.system().lower()}-{platform.release()}"[:64]
@@ -182,11 +213,20 @@ class ProcessDriver(Driver):
         proc.state = "running"
         return self._info(proc)
 
-    async def _spawn(self, spec: WorkloadSpec, config: ProcessConfig) -> _Proc:
+    async def _spawn(
+        self, spec: WorkloadSpec, config: ProcessConfig, *, standby: bool = False, port: int | None = None
+    ) -> _Proc:
         directory = self.ctx.workload_dir(spec.workload_id)
         state = directory / STATE_SUBDIR
-        state.mkdir(parents=True, exist_ok=True)
-        port = _free_port(self.ctx.bind_host) if config.port == 0 else config.port
+        directory.mkdir(parents=True, exist_ok=True)
+        if not standby:
+            state.mkdir(parents=True, exist_ok=True)
+        if port is None:
+            port = _free_port(self.ctx.bind_host) if config.port == 0 else config.port
+        go_read = go_write = None
+        if standby:
+            go_read, go_write = os.pipe()
+            os.set_inheritable(go_read, True)
         env = dict(os.environ)  # the child inherits the node's environment, plus its own
         env.update(config.env)
         env.update(
@@ -195,6 +235,8 @@ class ProcessDriver(Driver):
             PLBA_NODE_ID=self.ctx.node_id,
             PLBA_PORT=str(port or ""),
         )
+        if go_read is not None:
+            env["PLBA_GO_FD"] = str(go_read)
         if config.is_default:
             with_project_path(env)
         log_path = directory / LOG_FILE
@@ -208,16 +250,22 @@ class ProcessDriver(Driver):
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # own process group: stopped as a whole, survives the node
+                    pass_fds=(go_read,) if go_read is not None else (),
                 )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            for fd in (go_read, go_write):
+                if fd is not None:
+                    os.close(fd)
             remove_workload_dir(directory)
             raise InvalidSpec(f"param command: cannot run {config.argv[0]!r}: {exc.strerror or exc}") from exc
-        proc = _Proc(spec, config, directory, self._clock(), popen.pid, port, "starting", popen)
+        if go_read is not None:
+            os.close(go_read)
+        proc = _Proc(spec, config, directory, self._clock(), popen.pid, port, "starting", popen, go_fd=go_write)
         try:
             proc.meter = ProcessTreeMeter(popen.pid)
         except ProcessGone:
             proc.meter = None
-        write_record(directory, self._record(proc))
+        write_record(directory, self._record(proc, incoming=standby))
         return proc
 
     async def _await_ready(self, proc: _Proc) -> None:
@@ -240,7 +288,8 @@ class ProcessDriver(Driver):
                     )
             elif now > early:
                 return
-            await asyncio.sleep(0.05)
+            # Poll fast at first: after a migration's switch this wait is part of the downtime.
+            await asyncio.sleep(0.005 if now < early else 0.05)
 
     async def stop(self, workload_id: str) -> None:
         proc = self._procs.get(workload_id)
@@ -299,6 +348,11 @@ class ProcessDriver(Driver):
                     proc.meter, proc.state = meter, "running"
             except ProcessGone:
                 pass
+            if record.get("incoming"):
+                # A standby of a migration that never switched (its go pipe died with the node):
+                # the executor's journal aborts it (migrate_in_abort); it is no hosted workload.
+                self._incoming[spec.workload_id] = proc
+                continue
             if proc.state == "failed":
                 log.warning(
                     "process workload %s (pid %s) is gone; its files stay until it is stopped", spec.workload_id, pid
@@ -306,6 +360,144 @@ class ProcessDriver(Driver):
             self._procs[spec.workload_id] = proc
             found.append(self._info(proc))
         return found
+
+    # ---- migration: target ----------------------------------------------------------------
+
+    def migrate_in_staging(self, workload_id: str, order_id: str) -> Path:
+        return self.ctx.workload_dir(workload_id) / INCOMING_SUBDIR
+
+    async def migrate_in_prepare(self, spec: WorkloadSpec, staging: Path) -> IncomingPlan:
+        config = config_from_spec(spec)
+        wid = spec.workload_id
+        if wid in self._procs or wid in self._starting:
+            raise AlreadyExists(f"workload {wid!r} already runs on this node")
+        await self._discard_incoming(wid)
+        staging.mkdir(parents=True, exist_ok=True)
+        if config.standby:
+            self._incoming[wid] = await self._spawn(spec, config, standby=True)
+        return IncomingPlan()
+
+    async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
+        wid = spec.workload_id
+        running = self._procs.get(wid)
+        if running is not None and self._alive(running):
+            return self._info(running)  # switched already (a repeated Switch)
+        directory = self.ctx.workload_dir(wid)
+        state = directory / STATE_SUBDIR
+        if staging.is_dir():
+            await asyncio.to_thread(_replace_dir, staging, state)
+        standby = self._incoming.pop(wid, None)
+        if standby is not None and standby.go_fd is not None and self._alive(standby):
+            proc = standby
+            os.write(proc.go_fd, b"g")  # type: ignore[arg-type]
+            os.close(proc.go_fd)  # type: ignore[arg-type]
+            proc.go_fd = None
+            self._procs[wid] = proc
+            await asyncio.to_thread(write_record, directory, self._record(proc))
+        else:
+            if standby is not None:
+                await self._terminate(standby)
+            config = config_from_spec(spec)
+            port = running.port if running is not None else None
+            self._procs.pop(wid, None)
+            proc = self._procs[wid] = await self._spawn(spec, config, port=port)
+        try:
+            await self._await_ready(proc)
+        except BaseException:
+            await self._terminate(proc)
+            raise
+        proc.state = "running"
+        return self._info(proc)
+
+    async def migrate_in_abort(self, workload_id: str, staging: Path) -> None:
+        await self._discard_incoming(workload_id)
+        if workload_id in self._procs:
+            await self.stop(workload_id)
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+        directory = self.ctx.workload_dir(workload_id)
+        if directory.is_dir() and workload_id not in self._procs:
+            await asyncio.to_thread(remove_workload_dir, directory)
+
+    async def migrate_in_commit(self, workload_id: str, staging: Path) -> None:
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+
+    async def _discard_incoming(self, workload_id: str) -> None:
+        standby = self._incoming.pop(workload_id, None)
+        if standby is None:
+            return
+        if standby.go_fd is not None:
+            os.close(standby.go_fd)  # EOF: a standby process exits without touching the state
+            standby.go_fd = None
+        await self._terminate(standby)
+
+    # ---- migration: source ----------------------------------------------------------------
+
+    def _running(self, workload_id: str) -> _Proc:
+        proc = self._procs.get(workload_id)
+        if proc is None:
+            raise UnknownWorkload(f"no process workload {workload_id!r} on this node")
+        if not self._alive(proc):
+            raise MigrationUnsupported(f"workload {workload_id!r} is {proc.state}: only a running process moves")
+        return proc
+
+    async def migrate_out_transfer(self, workload_id: str, move: OutgoingMove) -> MoveFigures:
+        """Pre-copy: the whole state directory while the process still serves."""
+        self._running(workload_id)
+        await move.send_files(self.state_dir(workload_id))
+        move.checkpoint("transfer")
+        return MoveFigures()  # the executor counts the bytes it streamed
+
+    async def migrate_out_quiesce(self, workload_id: str, move: OutgoingMove) -> float | None:
+        """SIGTERM (the process flushes and exits), then send what changed since the pre-copy."""
+        proc = self._running(workload_id)
+        proc.state = "migrating"
+        quiesced_at = self._clock()
+        await self._quiesce(proc)
+        await move.send_files(self.state_dir(workload_id), changed_only=True)
+        return quiesced_at
+
+    async def _quiesce(self, proc: _Proc) -> None:
+        """SIGTERM to the group and return the moment the process has exited (it is part of the
+        downtime: no polling interval), SIGKILL after the grace."""
+        try:
+            root = proc.meter.process if proc.meter is not None else psutil.Process(proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        _signal_group(proc.pid, tree, signal.SIGTERM)
+        if not await _exited(proc.pid, proc.config.stop_timeout_seconds):
+            await self._terminate(proc)
+        else:
+            await asyncio.to_thread(psutil.wait_procs, tree[1:], proc.config.stop_timeout_seconds)
+        if proc.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(proc.popen.wait, 5.0)
+
+    async def migrate_out_remove(self, workload_id: str) -> None:
+        proc = self._procs.pop(workload_id, None)
+        if proc is None:
+            raise UnknownWorkload(f"no process workload {workload_id!r} on this node")
+        await self._terminate(proc)  # already gone after the quiesce; a no-op then
+        await asyncio.to_thread(remove_workload_dir, proc.directory)
+
+    async def migrate_out_rollback(self, workload_id: str, spec: WorkloadSpec) -> None:
+        """Serve again: respawn the process on its own state directory (same port if it had one)."""
+        proc = self._procs.get(workload_id)
+        if proc is not None and proc.state != "migrating" and self._alive(proc):
+            return
+        port = proc.port if proc is not None else None
+        if proc is not None:
+            await self._terminate(proc)
+            self._procs.pop(workload_id, None)
+        config = config_from_spec(spec)
+        self._starting.add(workload_id)
+        try:
+            fresh = self._procs[workload_id] = await self._spawn(spec, config, port=port)
+        finally:
+            self._starting.discard(workload_id)
+        await self._await_ready(fresh)
+        fresh.state = "running"
+        log.info("process workload %s runs again on this node (pid %d)", workload_id, fresh.pid)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -323,18 +515,56 @@ class ProcessDriver(Driver):
             proc.state = "stopped" if proc.exit_code == 0 else "failed"
         return alive
 
-    def _record(self, proc: _Proc) -> dict[str, Any]:
+    def _record(self, proc: _Proc, *, incoming: bool = False) -> dict[str, Any]:
         return {
             "spec": proc.spec.to_dict(),
             "started_at": proc.started_at,
             "pid": proc.pid,
             "create_time": proc.meter.create_time if proc.meter else None,
             "port": proc.port,
+            "incoming": incoming,
         }
 
     def _info(self, proc: _Proc) -> WorkloadInfo:
         endpoint = f"{self.ctx.bind_host}:{proc.port}" if proc.port else ""
         return WorkloadInfo(proc.spec, proc.state, proc.started_at, endpoint, proc.pid)
+
+
+async def _exited(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` exits (a pidfd wakes the loop at once); False after ``timeout``."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):  # no pidfd (old kernel) or already reaped
+        try:
+            await asyncio.to_thread(psutil.Process(pid).wait, timeout)
+        except psutil.TimeoutExpired:
+            return False
+        except psutil.Error:
+            pass
+        return True
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _replace_dir(source: Path, dest: Path) -> None:
+    """Move ``source`` to ``dest``, replacing what was there (a stale state from an earlier try)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(source, dest)
 
 
 def _free_port(host: str) -> int:

@@ -113,7 +113,8 @@ class _Move:
                 raise Outcome("rolled_back", "transfer_checksum", f"the target stored {stored.path!r} differently")
         moved = sender.bytes_sent - before
         self.bytes_sent += moved
-        await self.progress(1.0 if changed_only else 0.9, self.bytes_sent)
+        if not changed_only:  # the second pass runs while switching: no transferring step then
+            await self.progress(0.9, self.bytes_sent)
         return moved
 
     async def progress(self, ratio: float, transferred_bytes: int, message: str = "") -> None:
