@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -22,7 +21,9 @@ STATE_BYTES = 10 * 1024 * 1024
 
 def counter_spec(workload_id: str = "p1", state_bytes: int = STATE_BYTES, **params: str) -> WorkloadSpec:
     command = f"{sys.executable} -m agents.drivers.counter_app --tick 0.05 --state-bytes {state_bytes}"
-    return WorkloadSpec(workload_id, "container", "process", memory_bytes=64 << 20, params={"command": command, **params})
+    return WorkloadSpec(
+        workload_id, "container", "process", memory_bytes=64 << 20, params={"command": command, **params}
+    )
 
 
 def http_get(endpoint: str, path: str = "/state") -> dict[str, Any]:
