@@ -80,6 +80,7 @@ class PolicyConfig:
     min_relief_fraction: float = 0.34  # a partial move must remove this share of the excess
     allow_partial: bool = True
     allow_swap: bool = True
+    overload_fallback: bool = False  # overloaded *now*: latch at once, targets may go up to their trigger
     young_age_seconds: float = 3600.0
     max_target_scan: int = 16
     max_target_fits: int = 3

@@ -201,9 +201,30 @@ class _Cycle:
                 notes.append(
                     CandidateNote(c.workload.workload_id, "does_not_resolve", f"peak after {c.after_ratio:.2f}")
                 )
+        if self._first_move(node, hs, passes, code, notes, targets, relaxed=False):
+            return
+        if self.config.allow_swap and self.swaps_failed < self.SWAP_SEARCHES and self._swap(node, hs, cands, code):
+            self._explain(node.node_id, True, "swap", hs.resource, notes, targets)
+            return
+        fallback = self.config.overload_fallback and hs.breach_in_seconds == 0.0
+        if fallback and self._first_move(node, hs, passes, code, notes, targets, relaxed=True):
+            return
+        self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets)
+
+    def _first_move(
+        self,
+        node: Node,
+        hs: Hotspot,
+        passes: list[list[_Candidate]],
+        code: str,
+        notes: list[CandidateNote],
+        targets: list[TargetNote],
+        relaxed: bool,
+    ) -> bool:
+        """Issue the first candidate of ``passes`` that has a target; False if none has."""
         for group in passes:
             for c in group[: self.CANDIDATES_TRIED]:
-                choice = self.finder.find(c.workload, node, hs.resource, targets)
+                choice = self.finder.find(c.workload, node, hs.resource, targets, relaxed=relaxed)
                 limit = choice and self.gate.limits_block(node.node_id, choice.node_id, node.pool)
                 if choice is None or limit:
                     notes.append(CandidateNote(c.workload.workload_id, "no_target", limit or ""))
@@ -212,11 +233,8 @@ class _Cycle:
                 self._issue(c.workload, node, choice.node_id, reason, c.estimate)
                 notes.append(CandidateNote(c.workload.workload_id, None, f"to {choice.node_id}"))
                 self._explain(node.node_id, True, code, hs.resource, notes, targets)
-                return
-        if self.config.allow_swap and self.swaps_failed < self.SWAP_SEARCHES and self._swap(node, hs, cands, code):
-            self._explain(node.node_id, True, "swap", hs.resource, notes, targets)
-            return
-        self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets)
+                return True
+        return False
 
     def _candidates(self, node: Node, hs: Hotspot) -> tuple[list[_Candidate], list[CandidateNote]]:
         notes: list[CandidateNote] = []

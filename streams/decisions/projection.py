@@ -168,7 +168,8 @@ class Projection:
         if key in state.latched:
             if peak < rel:
                 state.latched.discard(key)
-        elif state.streak.get(key, 0) >= self.config.persistence:
+        elif state.streak.get(key, 0) >= self.config.persistence or (ttb == 0.0 and self.config.overload_fallback):
+            # Persistence filters forecast noise; an overload seen now is a fact, not a forecast.
             state.latched.add(key)
         if ttb is None or key not in state.latched:
             return None

@@ -99,9 +99,16 @@ class TargetFinder:
             return "hot", "node is itself predicted hot"
         return None
 
-    def find(self, w: Workload, source: Node, resource: str, notes: list[TargetNote], slots: int = 1) -> Choice | None:
-        """Best target for ``w``: the lowest peak after the move, penalised by dissimilarity."""
+    def find(
+        self, w: Workload, source: Node, resource: str, notes: list[TargetNote], slots: int = 1, relaxed: bool = False
+    ) -> Choice | None:
+        """Best target for ``w``: the lowest peak after the move, penalised by dissimilarity.
+
+        ``relaxed``: the target may go up to its trigger threshold instead of ``target_ratio``
+        (the fallback for a node overloaded *now*, when no stricter move exists).
+        """
         resources = self.config.resources
+        cap_of = self.proj.threshold if relaxed else self.proj.target_limit
         best: tuple[float, str, str] | None = None
         fits = 0
         limit = self.config.explain_limit
@@ -109,14 +116,14 @@ class TargetFinder:
             if scanned >= self.config.max_target_scan or fits >= self.config.max_target_fits:
                 break
             target = self.view.nodes[node_id]
-            if self.proj.peak_ratio(node_id, resource) >= self.proj.target_limit(target, resource):
+            if self.proj.peak_ratio(node_id, resource) >= cap_of(target, resource):
                 break  # coolest first: every node from here on is already at its limit
             blocked = self.static_block(w, source, target, slots)
             if blocked is not None:
                 if blocked[0] != "same_node" and len(notes) < limit:
                     notes.append(TargetNote(node_id, *blocked))
                 continue
-            limits = {r: self.proj.target_limit(target, r) for r in resources}
+            limits = {r: cap_of(target, r) for r in resources}
             ok, detail = self.proj.fits(node_id, w.workload_id, resources, limits)
             if not ok:
                 if len(notes) < limit:

@@ -120,17 +120,23 @@ def test_persistence_and_hysteresis() -> None:
     state = PolicyState()
     config = cpu_config(persistence=2)
 
-    def decide(a: float) -> None:
-        POLICIES["predictive"](make_view(nodes, wls, {"a": a, "b": 1.0}), 0.0, config, state)
+    def decide(now_load: float, predicted: float) -> None:
+        cpu = {"a": (now_load, *(predicted,) * len(HORIZONS)), "b": 1.0}
+        POLICIES["predictive"](make_view(nodes, wls, cpu), 0.0, config, state)
 
-    decide(9.0)
+    decide(5.0, 9.0)
     assert ("n1", "cpu") not in state.latched  # one prediction is not enough
-    decide(9.0)
+    decide(5.0, 9.0)
     assert ("n1", "cpu") in state.latched
-    decide(8.0)  # below trigger (8.5) but above release (7.5): stays hot
+    decide(5.0, 8.0)  # below trigger (8.5) but above release (7.5): stays hot
     assert ("n1", "cpu") in state.latched
-    decide(7.0)
+    decide(5.0, 7.0)
     assert ("n1", "cpu") not in state.latched
+    decide(9.0, 7.0)  # overloaded now but one observation: persistence still applies
+    assert ("n1", "cpu") not in state.latched
+    config = cpu_config(persistence=2, overload_fallback=True)
+    decide(9.0, 7.0)  # with the overload fallback an overload seen now latches at once
+    assert ("n1", "cpu") in state.latched
 
 
 def test_declared_peak_triggers_preemptive_move() -> None:
