@@ -87,7 +87,7 @@ class ForecasterConfig:
     ma_windows: tuple[int, ...] = (6, 24)
     ewma_alphas: tuple[float, ...] = (0.5, 0.3, 0.15, 0.05)
     season_seconds: float | None = 86400.0
-    profile_bin_seconds: float = 1800.0
+    profile_bin_seconds: float = 3600.0
     profile_alphas: tuple[float, ...] = (0.3, 0.15)
     profile_beta: float = 0.1
     seasonal_naive: bool = True
@@ -415,7 +415,7 @@ class SeriesForecaster:
                 for c in chosen:
                     used[c][i] += 1
                 combined.append(sum([preds[c] for c in chosen]) / len(chosen))
-                if selector.reliable[i] or selector.warming_up(i):
+                if selector.use[i]:
                     names.append("+".join(models[c].name for c in chosen))
                 else:
                     names.append("reactive")
@@ -434,10 +434,11 @@ class SeriesForecaster:
                 combined.append(total / len(chosen))
         lb, ub = self.lower_bound, self.upper_bound
         intervals = self._intervals
+        use = selector.use
         means, lows, highs = [], [], []
         for i, value in enumerate(combined):
             # Unreliable after warm-up: reactive, the last value (the forecast says so).
-            mean = value if selector.reliable[i] or selector.warming_up(i) else y
+            mean = value if use[i] else y
             mean = lb if mean < lb else ub if mean > ub else mean
             iv = intervals[i]
             low = mean + iv.q_lo
@@ -485,12 +486,12 @@ class SeriesForecaster:
         cache = self._cache
         lag = round(at / self.step_seconds) - self._last_step
         if lag <= 0:
-            mean, lower, upper = list(cache["mean"]), list(cache["lower"]), list(cache["upper"])
-            names = list(cache["models"])
+            mean, lower, upper, names = cache["mean"], cache["lower"], cache["upper"], cache["models"]
         else:
             mean, lower, upper, names = self._forecast_lagged(lag)
         event = None
         if events:
+            mean, lower, upper = list(mean), list(lower), list(upper)  # adjusted copies
             event = self._adjust(at, events, mean, lower, upper)
         intervals = self._intervals
         ready = [iv for iv in intervals if iv.ready]
@@ -518,7 +519,7 @@ class SeriesForecaster:
         mean, lower, upper, names = [], [], [], []
         for i, h in enumerate(self._steps):
             chosen = selector.chosen[i]
-            if selector.reliable[i] or selector.warming_up(i):
+            if selector.use[i]:
                 value = math.fsum(models[c].forecast(self._last_step, (h + lag,))[0] for c in chosen) / len(chosen)
                 names.append("+".join(models[c].name for c in chosen))
             else:

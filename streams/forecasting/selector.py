@@ -73,6 +73,7 @@ class HorizonSelector:
         "prior",
         "reliable",
         "short",
+        "use",
     )
 
     def __init__(
@@ -97,6 +98,9 @@ class HorizonSelector:
         self.chosen: list[list[int]] = [list(self.prior) for _ in range(n_horizons)]
         # Whether horizon i was warmed up and no worse than reactive at the last selection.
         self.reliable = [False] * n_horizons
+        # Whether horizon i uses the chosen candidates (reliable, or the prior while warming up);
+        # otherwise the forecaster is reactive there.
+        self.use = [True] * n_horizons
 
     def observe(self, i: int, predictions: Sequence[float], issued: float, y: float, step: int) -> None:
         """Score the forecasts made ``h_i`` steps before ``step`` against the value ``y`` seen now.
@@ -128,6 +132,7 @@ class HorizonSelector:
         """Re-choose the candidates used at horizon ``i`` (those not ready or demoted are skipped)."""
         if self.n[i] < self.params.warmup:
             self.reliable[i] = False
+            self.use[i] = True
             return self.chosen[i]  # the prior
         long = self.long[i]
         until = self.demoted_until[i]
@@ -141,7 +146,7 @@ class HorizonSelector:
                 short[c] = long[c]  # start its short error where its long one is
         self.chosen[i] = chosen
         combined = self.combined[i]
-        self.reliable[i] = combined <= self.params.reliable_ratio * long[0] or combined == 0.0
+        self.reliable[i] = self.use[i] = combined <= self.params.reliable_ratio * long[0] or combined == 0.0
         return chosen
 
     def warming_up(self, i: int) -> bool:
@@ -158,6 +163,7 @@ class HorizonSelector:
             "demotions": self.demotions,
             "chosen": self.chosen,
             "reliable": self.reliable,
+            "use": self.use,
         }
 
     @classmethod
@@ -174,6 +180,7 @@ class HorizonSelector:
             sel.demotions = int(state["demotions"])
             sel.chosen = [[int(c) for c in row] for row in state["chosen"]]
             sel.reliable = [bool(v) for v in state["reliable"]]
+            sel.use = [bool(v) for v in state["use"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"bad selector state: {exc}") from exc
         shapes = (len(sel.long), len(sel.short), len(sel.n), len(sel.chosen), len(sel.demoted_until))
