@@ -236,8 +236,10 @@ class SeriesForecaster:
     """
 
     __slots__ = (
+        "_all_ready",
         "_cache",
         "_events",
+        "_expensive",
         "_intervals",
         "_issued",
         "_last_at",
@@ -247,6 +249,7 @@ class SeriesForecaster:
         "_models",
         "_n",
         "_pending",
+        "_ready",
         "_selector",
         "_sleeping",
         "_steps",
@@ -294,6 +297,9 @@ class SeriesForecaster:
         self._models = _build_candidates(self.config, self.step_seconds, scale, self._max_h)
         n_models, n_h = len(self._models), len(self._steps)
         self._sleeping = [False] * n_models
+        self._ready = [False] * n_models
+        self._all_ready = False
+        self._expensive = [c for c, m in enumerate(self._models) if m.expensive]
         self._used = [[0] * n_h for _ in range(n_models)]
         self._selector = HorizonSelector(n_models, n_h, self.config.selector_params(), self._prior())
         self._intervals = [self._new_interval() for _ in self._steps]
@@ -399,21 +405,24 @@ class SeriesForecaster:
         if not cache or self._n % self.config.score_every == 0:
             sleeping = self._sleeping
             idle = [y] * len(steps)
-            by_h = [
-                list(col)
-                for col in zip(
+            by_h = list(
+                zip(
                     *[idle if s else m.forecast(step, steps) for m, s in zip(models, sleeping, strict=True)],
                     strict=True,
                 )
-            ]
-            ready = [(not s) and m.ready() for m, s in zip(models, sleeping, strict=True)]
-            used = self._used
+            )
+            ready = self._ready
+            if not self._all_ready:  # readiness only ever turns on (and off for good when asleep)
+                ready = self._ready = [(not s) and m.ready() for m, s in zip(models, sleeping, strict=True)]
+                self._all_ready = all(r or s for r, s in zip(ready, sleeping, strict=True))
+            used, expensive = self._used, self._expensive
             names = []
             combined = []
             for i, preds in enumerate(by_h):
                 chosen = selector.select(i, step, ready)
-                for c in chosen:
-                    used[c][i] += 1
+                for c in expensive:
+                    if c in chosen:
+                        used[c][i] += 1
                 combined.append(sum([preds[c] for c in chosen]) / len(chosen))
                 if selector.use[i]:
                     names.append("+".join(models[c].name for c in chosen))
@@ -468,6 +477,7 @@ class SeriesForecaster:
                 and max(self._used[c]) < self.config.sleep_below_share * selections
             ):
                 self._sleeping[c] = True
+                self._ready[c] = False
         self._used = [[0] * len(self._steps) for _ in self._models]
 
     # --- forecasting -------------------------------------------------------------------------
