@@ -18,7 +18,18 @@ with the node (``close``) and are not adopted after a restart.
 
 Params: ``handler`` (``module:function``), ``workers`` (1..64, default 2), ``port`` (``auto`` or
 a number), ``timeout_seconds`` (per invocation, default 30), ``start_timeout_seconds``
-(default 30).
+(default 30), ``drain_seconds`` (how long a moved function's old endpoint keeps forwarding,
+default 10).
+
+Migration (method ``reroute``, no downtime): the target starts a warm pool of its own when the
+move is prepared; at the switch the source's endpoint starts *forwarding* every invocation to
+the target's endpoint (each answer carries ``X-PLBA-Moved-To: <new endpoint>``), while
+invocations already running on the source's workers finish there. After the commit the source
+keeps forwarding for ``drain_seconds`` — the placements topic tells clients the new endpoint
+meanwhile — then stops accepting, lets the requests in progress finish and closes. A client
+that follows the header or the placements (:class:`agents.function_router.FunctionRouter`)
+never sees a failed invocation; should the target be unreachable while forwarding, the
+source's own workers serve the invocation.
 """
 
 from __future__ import annotations
@@ -43,7 +54,11 @@ from agents.drivers.base import (
     AlreadyExists,
     Driver,
     DriverContext,
+    IncomingPlan,
     InvalidSpec,
+    MigrationUnsupported,
+    MoveFigures,
+    OutgoingMove,
     StartFailed,
     UnknownWorkload,
     Usage,
@@ -51,14 +66,15 @@ from agents.drivers.base import (
     WorkloadSpec,
 )
 from agents.drivers.function_worker import DEMO_HANDLER, MAX_MESSAGE_BYTES
-from agents.drivers.http_front import HttpFront, Request, Response
+from agents.drivers.http_front import HttpFront, Request, Response, http_call
 from agents.drivers.process import with_project_path
 from agents.drivers.psmeter import ProcessGone, ProcessTreeMeter
 from agents.drivers.records import remove_workload_dir
 
 log = logging.getLogger(__name__)
 
-KNOWN_PARAMS = frozenset({"handler", "workers", "port", "timeout_seconds", "start_timeout_seconds"})
+KNOWN_PARAMS = frozenset({"handler", "workers", "port", "timeout_seconds", "start_timeout_seconds", "drain_seconds"})
+MOVED_HEADER = "X-PLBA-Moved-To"
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _HANDLER = re.compile(rf"^{_DOTTED}:{_DOTTED}$")
 LOG_FILE = "workers.log"
@@ -76,6 +92,7 @@ class FunctionConfig:
     port: int  # 0: any free port
     timeout_seconds: float
     start_timeout_seconds: float
+    drain_seconds: float = 10.0
 
 
 def config_from_spec(spec: WorkloadSpec) -> FunctionConfig:
@@ -94,6 +111,7 @@ def config_from_spec(spec: WorkloadSpec) -> FunctionConfig:
         port=port,
         timeout_seconds=P.number(spec, "timeout_seconds", 30.0, positive=True, maximum=3600),
         start_timeout_seconds=P.number(spec, "start_timeout_seconds", 30.0, positive=True, maximum=600),
+        drain_seconds=P.number(spec, "drain_seconds", 10.0, minimum=0.0, maximum=3600),
     )
 
 
@@ -193,6 +211,8 @@ class _Pool:
         self._rate_mark: tuple[float, int, int] | None = None  # (monotonic, invocations, bytes)
         self._rates = (0.0, 0.0)
         self._respawns: set[asyncio.Task[None]] = set()
+        self.forward_to = ""  # set once the function moved: invocations go there
+        self.forwarded_total = 0
 
     @property
     def endpoint(self) -> str:
@@ -226,11 +246,29 @@ class _Pool:
             return _json(HTTPStatus.NOT_FOUND, {"error": f"no such path {request.path}; POST / to invoke"})
         if request.method != "POST":
             return _json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST a JSON body to invoke the function"})
+        if self.forward_to:
+            forwarded = await self._forward(request)
+            if forwarded is not None:
+                return forwarded
         try:
             event = json.loads(request.body) if request.body.strip() else {}
         except ValueError as exc:
             return _json(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {exc}"})
         return await self.invoke(event)
+
+    async def _forward(self, request: Request) -> Response | None:
+        """Pass an invocation to the function's new endpoint; None if it cannot be reached there
+        (the local workers serve it then: no invocation fails because of the move)."""
+        target = self.forward_to
+        try:
+            reply = await http_call(
+                target, request.body, headers={"Content-Type": "application/json"}, timeout=self.config.timeout_seconds
+            )
+        except OSError as exc:
+            log.warning("function %s: forwarding to %s failed (%s); serving here", self.spec.workload_id, target, exc)
+            return None
+        self.forwarded_total += 1
+        return Response(reply.status, reply.body, reply.content_type, {**reply.headers, MOVED_HEADER: target})
 
     async def invoke(self, event: Any) -> Response:
         timeout = self.config.timeout_seconds
@@ -276,9 +314,9 @@ class _Pool:
         self._respawns.add(task)
         task.add_done_callback(self._respawns.discard)
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 0.0) -> None:
         self.state = "stopped"
-        await self.front.close()
+        await self.front.close(grace_seconds)
         for task in list(self._respawns):
             task.cancel()
         await asyncio.gather(*self._respawns, return_exceptions=True)
@@ -321,33 +359,109 @@ class FunctionDriver(Driver):
 
     name = "function"
     kind = "function"
+    migration_method = "reroute"
 
     def __init__(self, ctx: DriverContext, clock: Callable[[], float] = time.time) -> None:
         super().__init__(ctx)
         self._clock = clock
         self._pools: dict[str, _Pool] = {}
+        self._incoming: dict[str, _Pool] = {}  # warm pools of moves not switched yet
+        self._draining: dict[str, tuple[_Pool, asyncio.Task[None]]] = {}  # moved away, still forwarding
 
     def version(self) -> str:
         return f"python-{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 
     async def start(self, spec: WorkloadSpec) -> WorkloadInfo:
+        wid = spec.workload_id
+        if wid in self._pools or wid in self._incoming:
+            raise AlreadyExists(f"workload {wid!r} already runs on this node")
+        return self._info(await self._start_pool(spec, self._pools))
+
+    async def _start_pool(self, spec: WorkloadSpec, into: dict[str, _Pool]) -> _Pool:
         config = config_from_spec(spec)
         wid = spec.workload_id
-        if wid in self._pools:
-            raise AlreadyExists(f"workload {wid!r} already runs on this node")
         pool = _Pool(spec, config, self.ctx.workload_dir(wid), self.ctx.bind_host)
-        self._pools[wid] = pool
+        into[wid] = pool
         try:
             await pool.start(self._clock())
         except OSError as exc:  # the endpoint's port is taken
-            self._pools.pop(wid, None)
+            into.pop(wid, None)
             remove_workload_dir(pool.directory)
             raise StartFailed(f"function {wid!r}: cannot listen on port {config.port}: {exc.strerror or exc}") from exc
         except BaseException:
-            self._pools.pop(wid, None)
+            into.pop(wid, None)
             remove_workload_dir(pool.directory)
             raise
+        return pool
+
+    # ---- migration ------------------------------------------------------------------------
+
+    async def migrate_in_prepare(self, spec: WorkloadSpec, staging: Path) -> IncomingPlan:
+        """Warm the target: a pool of its own, serving at its own endpoint before the switch."""
+        wid = spec.workload_id
+        if wid in self._pools:
+            raise AlreadyExists(f"workload {wid!r} already runs on this node")
+        pool = self._incoming.get(wid) or await self._start_pool(spec, self._incoming)
+        return IncomingPlan(params={"endpoint": pool.endpoint})
+
+    async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
+        wid = spec.workload_id
+        if wid in self._pools:
+            return self._info(self._pools[wid])
+        pool = self._incoming.pop(wid, None)
+        if pool is None:  # the warm pool died with a restarted node: warm a new one
+            return await self.start(spec)
+        self._pools[wid] = pool
         return self._info(pool)
+
+    async def migrate_in_abort(self, workload_id: str, staging: Path) -> None:
+        pool = self._incoming.pop(workload_id, None)
+        if pool is not None:
+            await pool.close()
+            await asyncio.to_thread(remove_workload_dir, pool.directory)
+        if workload_id in self._pools:
+            await self.stop(workload_id)
+
+    async def migrate_out_transfer(self, workload_id: str, move: OutgoingMove) -> MoveFigures:
+        pool = self._pools.get(workload_id)
+        if pool is None:
+            raise UnknownWorkload(f"no function workload {workload_id!r} on this node")
+        if pool.state != "running":
+            raise MigrationUnsupported(f"function {workload_id!r} is {pool.state}: only a running function moves")
+        target = move.incoming.params.get("endpoint", "")
+        return MoveFigures(transferred_bytes=0, downtime_seconds=0.0, message=f"target pool warm at {target}")
+
+    async def migrate_out_switched(self, workload_id: str, endpoint: str) -> None:
+        pool = self._pools.get(workload_id)
+        if pool is not None and endpoint:
+            pool.forward_to = endpoint
+            log.info("function %s: forwarding invocations to %s", workload_id, endpoint)
+
+    async def migrate_out_remove(self, workload_id: str) -> None:
+        """No longer hosted here; the endpoint forwards for ``drain_seconds``, then closes."""
+        pool = self._pools.pop(workload_id, None)
+        if pool is None:
+            raise UnknownWorkload(f"no function workload {workload_id!r} on this node")
+        task = asyncio.get_running_loop().create_task(self._drain(pool), name=f"drain-{workload_id}")
+        self._draining[workload_id] = (pool, task)
+
+    async def _drain(self, pool: _Pool) -> None:
+        wid = pool.spec.workload_id
+        try:
+            await asyncio.sleep(pool.config.drain_seconds)
+        finally:
+            await pool.close(grace_seconds=pool.config.timeout_seconds)
+            await asyncio.to_thread(remove_workload_dir, pool.directory)
+            if self._draining.get(wid, (None,))[0] is pool:
+                del self._draining[wid]
+            log.info("function %s: old endpoint closed (%d invocations forwarded)", wid, pool.forwarded_total)
+
+    async def migrate_out_rollback(self, workload_id: str, spec: WorkloadSpec) -> None:
+        pool = self._pools.get(workload_id)
+        if pool is not None:
+            pool.forward_to = ""
+        elif workload_id not in self._incoming:
+            await self.start(spec)  # the pool died with a restarted node
 
     async def stop(self, workload_id: str) -> None:
         pool = self._pools.pop(workload_id, None)
@@ -376,6 +490,11 @@ class FunctionDriver(Driver):
         """Stop every function: their endpoints live in this process."""
         for workload_id in list(self._pools):
             await self.stop(workload_id)
+        for workload_id in list(self._incoming):
+            await self.migrate_in_abort(workload_id, Path())
+        for _pool, task in list(self._draining.values()):
+            task.cancel()  # its finally closes the pool
+            await asyncio.gather(task, return_exceptions=True)
 
     @staticmethod
     def _info(pool: _Pool) -> WorkloadInfo:
