@@ -39,8 +39,11 @@ from agents.drivers.base import (
     DriverContext,
     DriverError,
     DriverUnavailable,
+    IncomingPlan,
     InsufficientCapacity,
     InvalidSpec,
+    MoveFigures,
+    OutgoingMove,
     StartFailed,
     UnknownWorkload,
     Usage,
@@ -137,6 +140,7 @@ class QemuDriver(Driver):
 
     name = "qemu"
     kind = "vm"
+    migration_method = "live"
 
     def __init__(
         self,
@@ -457,6 +461,95 @@ class QemuDriver(Driver):
             if status != "postmigrate":
                 raise WorkloadStateError(f"VM {workload_id} is {status}, not postmigrate: it was not migrated out")
         await self._discard(vm)
+
+    # ---- the executor's migration hooks (see agents.drivers.base.Driver) ----------------------
+
+    async def migrate_in_prepare(self, spec: WorkloadSpec, staging: Path) -> IncomingPlan:
+        """Start the target QEMU waiting for the source's stream (``-incoming``)."""
+        vm = self._vms.get(spec.workload_id)
+        if vm is not None and vm.role == ROLE_INCOMING and vm.incoming_uri and vm.alive():
+            return IncomingPlan(incoming_uri=vm.incoming_uri)  # prepared already (a repeated call)
+        uri = await self.prepare_incoming(spec, listen_host=self.ctx.bind_host)
+        return IncomingPlan(incoming_uri=uri)
+
+    async def migrate_out_transfer(self, workload_id: str, move: OutgoingMove) -> MoveFigures:
+        """The whole pre-copy live migration, switch-over included; QEMU's own statistics."""
+        first = True
+
+        async def report(p: MigrationProgress) -> None:
+            nonlocal first
+            await move.progress(p.done_ratio, p.transferred_bytes, f"pre-copy iteration {p.iteration}")
+            if first and p.status in ("active", "device", "pre-switchover"):
+                first = False
+                move.checkpoint("transfer")
+
+        stats = await self.migrate_out(
+            workload_id,
+            move.incoming.incoming_uri,
+            progress=report,
+            timeout_seconds=max(1.0, move.deadline_at - time.time()),
+            # Wake on QEMU's MIGRATION events; polls are rare because each takes the lock the
+            # migration needs (the raw bound does not poll at all).
+            poll_interval_seconds=0.25,
+        )
+        return MoveFigures(
+            transferred_bytes=stats.transferred_bytes,
+            downtime_seconds=stats.downtime_seconds,
+            message=(
+                f"QEMU: downtime {stats.downtime_ms:.0f} ms, total {stats.total_ms:.0f} ms, "
+                f"{stats.iterations} iterations"
+            ),
+        )
+
+    async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
+        """Verify over QMP that the VM runs here and adopt it as hosted."""
+        vm = self._get(spec.workload_id)
+        if vm.role == ROLE_HOSTED:
+            if await self.query_status(spec.workload_id) != "running":
+                raise MigrationError(f"VM {spec.workload_id} is here but not running")
+            return self._info(vm)
+        return await self.finish_incoming(spec.workload_id)
+
+    async def migrate_in_abort(self, workload_id: str, staging: Path) -> None:
+        vm = self._vms.get(workload_id)
+        if vm is None:
+            return
+        if vm.role == ROLE_INCOMING:
+            await self.abort_incoming(workload_id)
+        else:
+            await self.stop(workload_id)
+
+    async def migrate_out_remove(self, workload_id: str) -> None:
+        await self.remove_after_migration(workload_id)
+
+    async def migrate_out_handed_over(self, workload_id: str) -> bool:
+        """Whether the VM may run on the target now (the migration completed: the source is
+        ``postmigrate``). A transfer still under way (a restarted node finds QEMU migrating on
+        its own) is cancelled first."""
+        vm = self._get(workload_id, ROLE_HOSTED)
+        if not vm.alive():
+            return True  # the source QEMU is gone: only the target can hold the VM
+        status = str((await self._qmp(vm, "query-migrate")).get("status", "none"))
+        if status in _ACTIVE_MIGRATION:
+            try:
+                await self.cancel_out(workload_id)
+            except MigrationError as exc:
+                log.warning("cancelling the migration of %s: %s", workload_id, exc)
+        return await self._runstate(vm) == "postmigrate"
+
+    async def migrate_out_rollback(self, workload_id: str, spec: WorkloadSpec) -> None:
+        """Run here again: cancel a migration under way or resume a migrated (postmigrate) source."""
+        vm = self._get(workload_id, ROLE_HOSTED)
+        if not vm.alive():
+            raise MigrationError(f"the source QEMU of {workload_id} is gone: the VM cannot resume here")
+        status = await self._runstate(vm)
+        if status == "postmigrate":
+            await self.rollback_out(workload_id)
+        elif status != "running":
+            migration = str((await self._qmp(vm, "query-migrate")).get("status", "none"))
+            if migration in _ACTIVE_MIGRATION:
+                await self.cancel_out(workload_id)
+        vm.state = runstate_to_state(await self._runstate(vm))
 
     # ---- recovery ------------------------------------------------------------------------
 
