@@ -231,7 +231,8 @@ class SourceMigration:
         figures = await self.driver.migrate_out_transfer(self.wid, move)
         move.checkpoint("transfer")
         step = self.emit("switching", progress_ratio=1.0)
-        self.journal("switching", step)
+        sent = figures.transferred_bytes + move.bytes_sent
+        self.journal("switching", step, extra={**self.entry.extra, "transferred_bytes": sent})
         quiesced_at = await self.driver.migrate_out_quiesce(self.wid, move)
         manifest = move.sender.manifest() if move.sender is not None else []
         request = pb.SwitchRequest(order_id=self.entry.order_id, quiesced_at=quiesced_at or 0.0, files=manifest)
@@ -255,6 +256,9 @@ class SourceMigration:
         try:
             reply = await self._call("PrepareIncoming", request, PREPARE_TIMEOUT_SECONDS, retry_until=retry_until)
         except PeerRefused as exc:
+            if exc.code == grpc.StatusCode.ABORTED:  # e.g. the target restarted meanwhile
+                message = f"target {self.order.target_node}: {exc.details}"
+                raise Outcome("rolled_back", "target_aborted", message) from exc
             state, code = _PREPARE_REFUSALS.get(exc.code, ("failed", "target_prepare_failed"))
             raise Outcome(
                 state, code, f"target {self.order.target_node} refused: {exc.code.name}: {exc.details}"

@@ -62,6 +62,12 @@ class UnknownOrder(DriverError):
     code = "not_found"
 
 
+class OrderAborted(DriverError):
+    """The order was aborted on this node (by the source, its reservation's end or a restart)."""
+
+    code = "aborted"
+
+
 @dataclass
 class Incoming:
     """An incoming order this process knows about (in memory, beside its journal entry)."""
@@ -181,6 +187,8 @@ class TargetSide:
         """A repeated PrepareIncoming (the source retried): the same answer, or why not."""
         if entry.role != "target":
             raise WrongPhase(f"order {entry.order_id} is this node's outgoing order, not an incoming one")
+        if entry.phase == "aborted":
+            raise OrderAborted(f"order {entry.order_id} was aborted on node {self.mgr.node.node_id}: {entry.error}")
         if entry.phase not in BEFORE_SWITCH:
             raise WrongPhase(f"order {entry.order_id} is {entry.phase} on node {self.mgr.node.node_id}")
         if entry.workload_id != spec.workload_id:
@@ -220,6 +228,8 @@ class TargetSide:
 
         async with incoming.lock:
             entry = incoming.entry
+            if entry.phase == "aborted":
+                raise OrderAborted(f"order {entry.order_id} was aborted on node {self.mgr.node.node_id}")
             if entry.phase not in BEFORE_SWITCH:
                 raise WrongPhase(f"order {entry.order_id} is {entry.phase}: no transfer accepted now")
             staging = self._staging(entry)
@@ -245,6 +255,8 @@ class TargetSide:
             entry = incoming.entry
             if entry.phase == "switched":
                 return self._switch_response(entry)
+            if entry.phase == "aborted":
+                raise OrderAborted(f"order {entry.order_id} was aborted on node {self.mgr.node.node_id}")
             if entry.phase not in (*BEFORE_SWITCH, "switching"):
                 raise WrongPhase(f"order {entry.order_id} is {entry.phase} on node {self.mgr.node.node_id}: no switch")
             driver, spec, staging = self._driver(entry), self._spec(entry), self._staging(entry)

@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 def node_cmd(no_telemetry: bool, keep_workloads: bool, grace: float) -> None:
     """Run a node: the executor (gRPC, with the standard health service) and the telemetry agent.
 
-    The executor starts, stops and lists workloads on this node's runtime drivers; the agent
-    publishes node and workload usage to Kafka every --interval seconds. The node keeps its
+    The executor starts, stops, lists and migrates workloads on this node's runtime drivers
+    (migrations are journaled in the state directory and recovered at start); the agent
+    publishes node and workload usage to Kafka every --interval seconds. With --tls-dir the
+    executor requires mTLS and calls other executors with the node's certificate. The node keeps its
     state in <state-dir>/<node-id> (one directory per node, locked while the node runs).
     SIGTERM or Ctrl-C shut it down cleanly: in-flight calls finish, telemetry is flushed and
     the node's workloads are stopped (unless --keep-workloads).
@@ -106,6 +108,8 @@ async def _run(
             labels=labels,
             traces_dir=s.traces_dir,
             metrics=metrics,
+            tls_dir=s.tls_dir,
+            fault_crash_at=s.fault_crash_at,
         )
         services = []
         if producer is not None:

@@ -121,3 +121,126 @@ def trace_file(root: Path) -> Path:
 
 
 __all__ = ["Capacity", "Served", "migrate", "order", "served_node", "trace_file", "two_nodes", "until"]
+
+
+# ---- `plba node` as real processes (crash tests, the dispatcher end to end) --------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NodeProcess:
+    """One `plba node` process on a fixed port (so peers find it again after a restart)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        state_dir: Path,
+        drivers: str,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        extra: Sequence[str] = ("--no-telemetry",),
+        log_dir: Path | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.state_dir = state_dir
+        self.drivers = drivers
+        self.port = port or free_port()
+        self.env = dict(env or {})
+        self.extra = list(extra)
+        self.log_dir = log_dir or state_dir
+        self.proc: Any = None
+        self.starts = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, **env: str) -> NodeProcess:
+        import os
+        import subprocess
+        import sys
+
+        self.starts += 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{self.node_id}-{self.starts}.log", "wb")  # noqa: SIM115 - the child holds it
+        cmd = [
+            sys.executable, "-m", "plba.cli.main", "node", "--node-id", self.node_id, "--listen", self.endpoint,
+            "--state-dir", str(self.state_dir), "--drivers", self.drivers, *self.extra,
+        ]  # fmt: skip
+        full_env = {**os.environ, "PLBA_LOG_LEVEL": "INFO", **self.env, **env}
+        repo = Path(__file__).resolve().parents[2]
+        self.proc = subprocess.Popen(cmd, env=full_env, cwd=repo, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.node_id}-*.log")))
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        """Wait until the executor answers health checks."""
+        deadline = time.monotonic() + timeout
+        async with ExecutorClient(self.endpoint, timeout_seconds=2) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    code = self.proc.returncode
+                    raise AssertionError(f"node {self.node_id} exited with {code}:\n{self.log()[-3000:]}")
+                try:
+                    if await client.check_health() == "SERVING":
+                        return
+                except Exception:  # not up yet
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"node {self.node_id} never served:\n{self.log()[-3000:]}")
+                await asyncio.sleep(0.1)
+
+    async def exited(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {self.node_id} did not exit:\n{self.log()[-3000:]}")
+            await asyncio.sleep(0.05)
+        return int(self.proc.returncode)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def workload_processes(root: Path) -> list[Any]:
+    """Live processes whose working directory is under ``root`` (workloads of test nodes)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cwd", "status"]):
+        try:
+            cwd = proc.info["cwd"]
+            if cwd and Path(cwd).is_relative_to(root) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.Error, ValueError):
+            continue
+    return found
+
+
+def kill_leftovers(root: Path) -> None:
+    import contextlib
+
+    import psutil
+
+    for proc in workload_processes(root):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
