@@ -52,7 +52,7 @@ class DemoConfig:
     speed: float = 300.0  # trace seconds per wall second: one 5-minute step per second
     interval_seconds: float = 1.0
     node_cores: float = 2.0
-    workloads_per_node: int = 4
+    workloads_per_node: int = 3
     series: tuple[str, ...] = DEFAULT_SERIES
     real: bool = False
     keep_topics: bool = False
@@ -77,11 +77,15 @@ class Placement:
 
 
 def plan(cfg: DemoConfig) -> list[Placement]:
-    """Workloads per node, deterministic: node 0 gets one more (it becomes the hot one), mixed priorities."""
+    """Workloads per node, deterministic, mixed priorities.
+
+    Node 0 gets one workload more than the others (it runs hot), the last node only one (the
+    spare room a predictive move needs; a full cluster can only be explained, not helped).
+    """
     out: list[Placement] = []
     k = 0
     for n in range(cfg.nodes):
-        count = cfg.workloads_per_node + (1 if n == 0 else 0) - (1 if n == cfg.nodes - 1 else 0)
+        count = 1 if n == cfg.nodes - 1 else cfg.workloads_per_node + (1 if n == 0 else 0)
         for j in range(count):
             series = cfg.series[k % len(cfg.series)]
             priority = (10, 200, 500, 800)[(k * 7 + j) % 4]

@@ -59,8 +59,40 @@ class DecisionStage:
             decision = POLICIES[self.policy_name](
                 view, now, self.config, self._policy_state.setdefault(pool, PolicyState())
             )
-            orders = [o.to_dict() for o in decision.orders]
+            orders = self._order_records(decision, view)
             for order in orders:
                 self.state.on_order(order)
-            out.append(DecisionOutput(pool, now, orders, [e.to_dict() for e in decision.explanations]))
+            explanations = [self._explanation_record(e.to_dict(), orders, pool) for e in decision.explanations]
+            out.append(DecisionOutput(pool, now, orders, explanations))
         return out
+
+    def _explanation_record(self, rec: dict[str, Any], orders: list[dict[str, Any]], pool: str) -> dict[str, Any]:
+        rec.update(pool=pool, mode=self.config.mode, policy=self.policy_name)
+        if rec["decision"] == "acted":
+            # The orders this explanation accounts for: those moving work off (or onto) its node.
+            node = rec["node_id"]
+            mine = [o["order_id"] for o in orders if node in (o["source_node"], o["target_node"])]
+            rec["order_ids"] = mine or [o["order_id"] for o in orders]
+        return rec
+
+    def _order_records(self, decision: Decision, view: ClusterView) -> list[dict[str, Any]]:
+        """Orders as topic records, with what executors and dashboards want to know beside them."""
+        by_workload = {o.workload_id: o for o in decision.orders}
+        records = []
+        for o in decision.orders:
+            rec = o.to_dict()
+            w = view.workloads.get(o.workload_id)
+            rec["policy"] = self.policy_name
+            rec["expected_seconds"] = round(o.predicted_duration_seconds, 3)
+            rec["expected_downtime_seconds"] = round(o.predicted_downtime_seconds, 6)
+            if w is not None:
+                rec["priority"] = w.priority
+                rec["mem_bytes"] = int(w.memory_bytes)
+            if o.swap_with is not None:
+                other = by_workload.get(o.swap_with)
+                if other is None:
+                    rec.pop("swap_with")
+                else:
+                    rec["swap_with"] = {"order_id": other.order_id, "workload_id": other.workload_id}
+            records.append(rec)
+        return records

@@ -37,6 +37,17 @@ CHEAP = ForecasterConfig(
 )
 
 
+def sampling_step(interval_seconds: float) -> float:
+    """A series' step from the interval its first sample reports, snapped to whole seconds.
+
+    Agents measure their interval (1.0042 s for a 1 s schedule); seasonal candidates divide a
+    day into steps, and a step that does not divide it evenly would give them odd bins.
+    """
+    if interval_seconds >= 0.9:
+        return float(max(1, round(interval_seconds)))
+    return max(1e-3, round(interval_seconds, 3))
+
+
 def model_name(name: str) -> str:
     """A forecaster's model description as a contract ``name`` (lower case, no ``+``)."""
     return (_MODEL_NAME.sub("-", name.lower()) or "reactive")[:64]
@@ -134,7 +145,7 @@ class ForecastStage:
             self._score(kind, key, at, value, caps.get(res))
             events = self._active(subject, res, scope)
             if key not in self.bank:
-                self._new = (max(step, 1e-3), float(caps.get(res) or _UNKNOWN_BOUND[res]), res)
+                self._new = (sampling_step(step), float(caps.get(res) or _UNKNOWN_BOUND[res]), res)
             try:
                 self.bank.update(key, at, value, events)
             except ForecastingError:

@@ -25,6 +25,8 @@ from streams.processors.intake import intake
 log = logging.getLogger(__name__)
 
 EVICT_EVERY_SECONDS = 60.0
+# Snapshots are tens of KB; Kafka's default message limit is 1 MB.
+MAX_SNAPSHOT_BYTES = 512 * 1024
 
 
 def _state_key(subject: str, resource: str) -> bytes:
@@ -79,7 +81,13 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
             restore(kind, subject)
         out = stage.on_workload_usage(value) if kind == "workload" else stage.on_node_usage(value)
         for (_subj, res), state in stage.due_snapshots(subject, value["sampled_at"]):
-            tables[kind][_state_key(subject, res)] = orjson.dumps(state)
+            blob = orjson.dumps(state)
+            if len(blob) > MAX_SNAPSHOT_BYTES:
+                # Never let one oversized state stop the producer: skip it (the series relearns
+                # on restart) and say so.
+                log.error("forecaster state of %s/%s is %d bytes; not saved", subject, res, len(blob))
+                continue
+            tables[kind][_state_key(subject, res)] = blob
         timer = latency[kind]
         if timer is not None:
             timer.observe(time.perf_counter() - started)

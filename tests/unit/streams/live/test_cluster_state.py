@@ -115,3 +115,25 @@ def test_stage_waits_for_complete_view_then_decides_once_per_interval():
 def test_unknown_policy_name_is_refused():
     with pytest.raises(ValueError, match="unknown policy 'magic'"):
         DecisionStage(LiveClusterState(horizons_seconds=(1.0,)), PolicyConfig(), "magic")
+
+
+def test_decision_records_pass_their_contracts():
+    from schemas.codec import codec
+
+    st = LiveClusterState(horizons_seconds=(60.0, 120.0))
+    stage = DecisionStage(st, PolicyConfig(decision_interval_seconds=10.0, persistence=1), "reactive")
+    for k in range(4):
+        at = T0 + 5 * k
+        st.on_node_usage(node("hot", at, 0.95, ["w-big", "w-lo"]))
+        st.on_node_usage(node("cool", at, 0.1, []))
+        st.on_workload_usage(wl("w-big", "hot", at, 5.6, priority=900))
+        st.on_workload_usage(wl("w-lo", "hot", at, 2.0, priority=1))
+    (out,) = stage.run_due()
+    assert out.orders and out.explanations
+    for order in out.orders:
+        codec("order").validate(order)
+        assert order["policy"] == "reactive" and order["mem_bytes"] == GiB
+    for expl in out.explanations:
+        codec("explanation").validate(expl)
+    acted = [e for e in out.explanations if e["decision"] == "acted"]
+    assert acted and acted[0]["order_ids"] == [out.orders[0]["order_id"]]

@@ -87,3 +87,12 @@ def test_out_of_order_sample_is_skipped_and_idle_series_evicted():
 @pytest.mark.parametrize(("raw", "clean"), [("ewma0.3+ma6", "ewma0.3-ma6"), ("Reactive", "reactive"), ("", "reactive")])
 def test_model_names_fit_the_contract(raw, clean):
     assert model_name(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("interval", "step"), [(1.0042, 1.0), (0.9958, 1.0), (5.03, 5.0), (299.7, 300.0), (0.25, 0.25)]
+)
+def test_measured_intervals_snap_to_whole_seconds(interval, step):
+    from streams.live.forecast_stage import sampling_step
+
+    assert sampling_step(interval) == step
