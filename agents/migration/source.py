@@ -252,7 +252,9 @@ class SourceMigration:
         request = pb.PrepareIncomingRequest(
             order=self.order, spec=spec_to_proto(spec), source_endpoint=self.mgr.node.endpoint or ""
         )
-        retry_until = min(self.order.deadline_at, self.mgr.clock() + PREPARE_RETRY_SECONDS)
+        # Give up a moment before the deadline, so an unreachable target is reported as such.
+        now = self.mgr.clock()
+        retry_until = max(now, min(self.order.deadline_at - 1.0, now + PREPARE_RETRY_SECONDS))
         try:
             reply = await self._call("PrepareIncoming", request, PREPARE_TIMEOUT_SECONDS, retry_until=retry_until)
         except PeerRefused as exc:
