@@ -88,18 +88,17 @@ class ForecasterBank:
         return None if forecaster is None or forecaster.samples == 0 else forecaster.forecast(at, events)
 
     def evict_idle(self, now: float) -> int:
-        """Drop the forecasters whose last sample is older than ``now - ttl_seconds``; returns how many."""
+        """Drop the forecasters whose last sample is older than ``now - ttl_seconds``; returns how many.
+
+        Scans every series: sample times differ between series (and restored snapshots bring
+        their own), so the update order is not the age order.
+        """
         limit = now - self.ttl_seconds
-        evicted = 0
-        while self._series:
-            key, forecaster = next(iter(self._series.items()))
-            last = forecaster.last_at
-            if last is not None and last >= limit:
-                break
+        idle = [key for key, f in self._series.items() if f.last_at is None or f.last_at < limit]
+        for key in idle:
             del self._series[key]
-            evicted += 1
-        self.evicted_idle += evicted
-        return evicted
+        self.evicted_idle += len(idle)
+        return len(idle)
 
     def snapshot(self, key: SeriesKey) -> dict[str, Any] | None:
         """The explicit state of ``key``'s forecaster (None if absent)."""

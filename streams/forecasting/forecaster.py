@@ -361,7 +361,8 @@ class SeriesForecaster:
         ``events`` are the events of this subject active around ``at``; inside their windows
         the models learn the value with the effect removed and the effect itself is learned.
         Raises :class:`SampleError` (state unchanged) for a non-finite value or time, or a
-        time before the last sample's.
+        time before the last sample's. A sample at exactly the last sample's time is a
+        redelivery and is ignored, so at-least-once delivery cannot teach a value twice.
         """
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise SampleError(f"sample value must be a finite number, not {value!r}")
@@ -369,6 +370,8 @@ class SeriesForecaster:
             raise SampleError(f"sample time must be a finite number, not {at!r}")
         if at < self._last_at:
             raise SampleError(f"sample at {at} is older than the last one ({self._last_at})")
+        if at == self._last_at:
+            return
         y = min(max(float(value), self.lower_bound), self.upper_bound)
         if events or self._events.active:
             baseline = self._cache["combined"][0] if self._cache else y
@@ -546,11 +549,10 @@ class SeriesForecaster:
         self, at: float, events: Sequence[ActiveEvent], mean: list[float], lower: list[float], upper: list[float]
     ) -> dict[str, Any] | None:
         lb, ub = self.lower_bound, self.upper_bound
-        base = self._last_at if at - self._last_at < self.step_seconds else at
         applied: dict[str, tuple[ActiveEvent, float, float]] = {}
         affected = []
         for i, h in enumerate(self.horizons_seconds):
-            factor, delta, hit = self._events.combined(events, base + h)
+            factor, delta, hit = self._events.combined(events, at + h)
             affected.append(bool(hit))
             if not hit:
                 continue

@@ -64,3 +64,13 @@ def test_bank_validates_its_arguments() -> None:
         ForecasterBank(factory, max_series=0)
     with pytest.raises(ForecastingError):
         ForecasterBank("not callable")  # type: ignore[arg-type]
+
+
+def test_eviction_goes_by_sample_time_not_update_order() -> None:
+    bank = ForecasterBank(factory, ttl_seconds=100.0)
+    bank.update(("late-partition", "cpu"), 500.0, 1.0)
+    bank.update(("early-partition", "cpu"), 10.0, 1.0)  # updated last, but its sample is old
+    old = SeriesForecaster.from_state(bank.snapshot(("early-partition", "cpu")))  # type: ignore[arg-type]
+    bank.restore(("restored", "cpu"), old.to_state())
+    assert bank.evict_idle(550.0) == 2
+    assert list(bank.keys()) == [("late-partition", "cpu")]

@@ -207,3 +207,12 @@ def test_expensive_candidate_sleeps_when_never_chosen() -> None:
     feed(f, [20.0 + (k % 2) * 0.01 for k in range(1300)])
     assert "snarimax" in f.sleeping
     assert all(math.isfinite(x) for x in f.forecast(1299 * STEP).mean)
+
+
+def test_redelivered_sample_is_learned_once() -> None:
+    once, twice = make(), make()
+    for k, v in enumerate(wave(300)):
+        once.update(k * STEP, v)
+        twice.update(k * STEP, v)
+        twice.update(k * STEP, v + 50.0)  # the same instant again: ignored
+    assert twice.to_state() == once.to_state()
