@@ -50,8 +50,8 @@ def order_record(source: NodeProcess, target: NodeProcess) -> dict[str, Any]:
     return {
         "schema_version": 1, "order_id": f"o-{uuid.uuid4().hex[:10]}", "workload_id": "p1", "kind": "container",
         "source_node": source.node_id, "target_node": target.node_id, "method": "snapshot",
-        "reason": {"code": "predicted_overload"}, "issued_at": now, "deadline_at": now + 90.0, "dry_run": False,
-        "mode": "enforce", "pool": "p",
+        "reason": {"code": "predicted_overload", "message": "test"}, "issued_at": now, "deadline_at": now + 90.0,
+        "dry_run": False, "mode": "enforce", "pool": "p",
     }  # fmt: skip
 
 
