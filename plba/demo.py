@@ -297,7 +297,7 @@ def run_demo(
                 delete_topics(settings)
         if started_broker:
             localkafka.down(settings, log=log)
-    return summary(state, cfg, interrupted, workdir)
+    return {**summary(state, cfg, interrupted, workdir), "topic_prefix": settings.topic_prefix}
 
 
 def summary(state: DemoState, cfg: DemoConfig, interrupted: bool, workdir: Path) -> dict[str, Any]:
