@@ -285,16 +285,9 @@ class SourceMigration:
         await self._finish()
 
     async def _finish(self) -> None:
-        """From the commit point: tell the target, remove the source instance, report."""
-        try:
-            await self._call("Commit", pb.CommitRequest(order_id=self.entry.order_id), CONTROL_TIMEOUT_SECONDS,
-                             retry_until=self.mgr.clock() + CONTROL_TIMEOUT_SECONDS)  # fmt: skip
-        except PeerRefused as exc:
-            log.error("order %s: the target refused Commit: %s", self.entry.order_id, exc)
-        except PeerUnreachable:
-            log.warning("order %s: the target is unreachable; Commit is retried in the background", self.entry.order_id)
-            self.mgr.spawn(self._commit_later(), f"commit-{self.entry.order_id}")
-        await self._remove_source()
+        """From the commit point: tell the target and remove the source instance (both at once:
+        the decision is taken), then report."""
+        await asyncio.gather(self._commit_target(), self._remove_source())
         extra = self.entry.extra
         step = self.step(
             "completed",
@@ -308,6 +301,16 @@ class SourceMigration:
         self.run_.publish(step)
         log.info("order %s: %s moved to %s (downtime %.3f s, %d bytes)", self.entry.order_id, self.wid,
                  self.order.target_node, step.downtime_seconds, step.transferred_bytes)  # fmt: skip
+
+    async def _commit_target(self) -> None:
+        try:
+            await self._call("Commit", pb.CommitRequest(order_id=self.entry.order_id), CONTROL_TIMEOUT_SECONDS,
+                             retry_until=self.mgr.clock() + CONTROL_TIMEOUT_SECONDS)  # fmt: skip
+        except PeerRefused as exc:
+            log.error("order %s: the target refused Commit: %s", self.entry.order_id, exc)
+        except PeerUnreachable:
+            log.warning("order %s: the target is unreachable; Commit is retried in the background", self.entry.order_id)
+            self.mgr.spawn(self._commit_later(), f"commit-{self.entry.order_id}")
 
     async def _commit_later(self) -> None:
         while True:

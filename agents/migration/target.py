@@ -166,9 +166,8 @@ class TargetSide:
             except BaseException:
                 await self._abort_local(incoming, "prepare_failed", "the target could not prepare", quiet=True)
                 raise
-            self.mgr.journal.write(
-                entry, extra={**entry.extra, "incoming_uri": plan.incoming_uri, "params": plan.params}
-            )
+            # The plan stays in memory: a restarted target aborts what it prepared, it never resumes it.
+            entry.extra.update(incoming_uri=plan.incoming_uri, params=plan.params)
             self.mgr.crash.reach("target", "prepare")
             incoming.response = pb.PrepareIncomingResponse(
                 order_id=order.order_id,
