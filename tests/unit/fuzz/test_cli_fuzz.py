@@ -89,7 +89,9 @@ def _id(path: tuple[str, ...]) -> str:
 
 REPO = Path(__file__).resolve().parents[3]
 INPUT = "input.file"  # every run writes random content here; path values often name it
-# Real argv cannot hold NUL; it can hold lone surrogates (undecodable bytes, surrogateescape).
+# Real argv cannot hold NUL. It can hold lone surrogates (undecodable bytes, surrogateescape),
+# but those crash every Kafka client today: see test_undecodable_bytes_in_a_setting_are_refused;
+# add "\udcff" back to _tricky once it passes.
 _text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24)
 _tricky = st.sampled_from(
     [
@@ -127,7 +129,6 @@ _tricky = st.sampled_from(
         '{"a":',
         "\\",
         "💥",
-        "\udcff",
         "é" * 300,
         "9" * 5000,
     ]
@@ -416,6 +417,19 @@ def test_an_odd_log_level_is_refused_not_a_traceback(tmp_path):
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr[-1500:]
     assert proc.returncode == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Settings accepts text with lone surrogates (argv/env bytes that are not UTF-8); confluent-kafka "
+    "then fails with SystemError in every Kafka-facing command. Fix: Settings._parse refuses non-UTF-8 text.",
+)
+def test_undecodable_bytes_in_a_setting_are_refused(fake_env):
+    # What `plba trigger list --kafka-bootstrap $'\xff'` passes to Python (found by this fuzzing).
+    args = ["trigger", "list", "--kafka-bootstrap", "\udcff", *SHORT_TIMEOUT]
+    result = CliRunner().invoke(cli, args, env=fake_env)
+    _assert_clean(result, args)
+    assert result.exit_code == 2
 
 
 # --- settings from random environments --------------------------------------------------------
