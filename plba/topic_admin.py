@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from agents.producer import LibrdkafkaLog
 from schemas.settings import Settings
 from schemas.topics import TOPICS, TopicSpec
 
@@ -25,7 +26,11 @@ class TopicInfo:
 
 
 def _admin(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.confluent_config(), "socket.timeout.ms": 10000})
+    # librdkafka's own chatter (refused connections, purged queues at exit) goes to DEBUG logging;
+    # failures reach the caller as exceptions.
+    return AdminClient(
+        {**settings.confluent_config(), "socket.timeout.ms": 10000}, logger=LibrdkafkaLog("plba.topics.librdkafka")
+    )
 
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo]:
