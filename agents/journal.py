@@ -181,8 +181,8 @@ class MigrationJournal:
     def _store(self, entry: JournalEntry) -> None:
         path = self.directory / (entry.order_id + SUFFIX)
         tmp = self.directory / f".{entry.order_id}.{uuid.uuid4().hex[:8]}.tmp"
-        data = json.dumps(entry.to_dict(), sort_keys=True, allow_nan=False).encode()
         try:
+            data = json.dumps(entry.to_dict(), sort_keys=True, allow_nan=False).encode()
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
