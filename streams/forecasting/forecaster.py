@@ -98,10 +98,13 @@ class ForecasterConfig:
     snarimax_order: tuple[int, int, int] = (2, 1, 2)
     snarimax_lr: float = 0.001
     snarimax_refresh_every: int = 8
-    # Every ``sleep_after`` samples, an expensive candidate (SNARIMAX) chosen in less than
-    # ``sleep_below_share`` of the selections at every horizon stops learning for good.
+    # Every ``sleep_after`` samples, an expensive candidate (SNARIMAX) that did not earn its
+    # keep stops learning for good: chosen in less than ``sleep_below_share`` of the selections
+    # at every horizon, or its rolling error not ``sleep_margin`` below the best cheap
+    # candidate's at any horizon.
     sleep_after: int = 1000
     sleep_below_share: float = 0.1
+    sleep_margin: float = 0.02
     # Candidates used before the selector has scored ``warmup`` samples (names; missing ones skipped).
     prior: tuple[str, ...] = ("ma6", "ewma0.3")
     # Selection. All candidates are scored every ``score_every`` samples; in between only the
@@ -134,6 +137,8 @@ class ForecasterConfig:
             raise ForecastingError("profile_bin_seconds must be positive")
         if not (isinstance(self.sleep_after, int) and self.sleep_after >= 1):
             raise ForecastingError("sleep_after must be an int ≥ 1")
+        if not 0.0 <= self.sleep_margin < 1.0:
+            raise ForecastingError(f"sleep_margin must be in [0, 1), not {self.sleep_margin!r}")
         if not 0.0 <= self.sleep_below_share <= 1.0:
             raise ForecastingError(f"sleep_below_share must be in [0, 1], not {self.sleep_below_share!r}")
         if not (isinstance(self.score_every, int) and self.score_every >= 1):
@@ -473,12 +478,15 @@ class SeriesForecaster:
     def _sleep_idle(self) -> None:
         # Selections per horizon in the window just ended (one per scoring).
         selections = self.config.sleep_after / self.config.score_every
-        for c, m in enumerate(self._models):
-            if (
-                m.expensive
-                and not self._sleeping[c]
-                and max(self._used[c]) < self.config.sleep_below_share * selections
-            ):
+        keep = 1.0 - self.config.sleep_margin
+        long, ready = self._selector.long, self._ready
+        cheap = [c for c, m in enumerate(self._models) if not m.expensive and ready[c]]
+        for c in self._expensive:
+            if self._sleeping[c] or not ready[c]:
+                continue
+            rarely_chosen = max(self._used[c]) < self.config.sleep_below_share * selections
+            never_better = bool(cheap) and all(row[c] >= keep * min(row[j] for j in cheap) for row in long)
+            if rarely_chosen or never_better:
                 self._sleeping[c] = True
                 self._ready[c] = False
         self._used = [[0] * len(self._steps) for _ in self._models]

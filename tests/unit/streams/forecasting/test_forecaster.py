@@ -216,3 +216,11 @@ def test_redelivered_sample_is_learned_once() -> None:
         twice.update(k * STEP, v)
         twice.update(k * STEP, v + 50.0)  # the same instant again: ignored
     assert twice.to_state() == once.to_state()
+
+
+def test_expensive_candidate_sleeps_when_no_better_than_cheap_ones() -> None:
+    # The share rule is off (0): it sleeps because it never beats the best cheap candidate by 2 %.
+    noisy = [50.0 + 10.0 * ((k * 7919) % 13 - 6) / 6 for k in range(1300)]  # white-ish noise
+    f = make(config=ForecasterConfig(sleep_after=400, sleep_below_share=0.0, sleep_margin=0.02))
+    feed(f, noisy)
+    assert "snarimax" in f.sleeping
