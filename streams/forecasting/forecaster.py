@@ -51,17 +51,18 @@ _MAX_SEASONAL_NAIVE_PERIOD = 2016
 class Forecast:
     """Forecast of one series at ``issued_at`` for each horizon (same order as ``horizons_seconds``).
 
-    ``mean`` is the point forecast, ``[lower, upper]`` the interval that holds the value with the
-    configured nominal coverage, all clamped to the series' physical bounds. The interval is
-    calibrated on its own misses, so when the point forecast is biased for a skewed series it
-    may lie on one side of ``mean`` (``lower > mean`` or ``upper < mean``); ``lower ≤ upper``
-    always holds. ``model`` names the candidates
-    combined at the longest horizon (``"reactive"`` when no model is reliable there);
-    ``models`` does so per horizon. ``reliable`` is False while the series warms up or when the
-    combined forecast is not better than reactive at some horizon. ``recent_mae`` is the recent
-    mean absolute error of the issued forecasts at the longest horizon; ``coverage`` the recent
-    fraction of values that fell inside their intervals (mean over horizons). ``event`` describes
-    the event adjustment applied, if any.
+    ``mean`` is the point forecast (the one scored by MAE); ``[lower, upper]`` the interval that
+    holds the value with the configured nominal coverage; all clamped to the series' physical
+    bounds. The interval is calibrated on its own misses, so when the point forecast is biased
+    (a trend it lags, a skewed series) the interval may lie on one side of ``mean``;
+    ``lower <= upper`` always holds. ``model`` names the candidates combined at the longest
+    horizon (``"reactive"`` when no model beats the last value there), ``models`` does so per
+    horizon. ``reliable`` is False while the series warms up, when the combined forecast is not
+    better than reactive at some horizon, or when the last sample is older than the longest
+    horizon. ``recent_mae`` is the mean absolute error of the issued forecasts at the longest
+    horizon and ``coverage`` the fraction of values inside their intervals (mean over
+    horizons), both exponentially weighted over ``coverage_half_life`` samples. ``event``
+    describes the event adjustment applied, if any.
     """
 
     issued_at: float
@@ -380,7 +381,7 @@ class SeriesForecaster:
         y = min(max(float(value), self.lower_bound), self.upper_bound)
         if events or self._events.active:
             baseline = self._cache["combined"][0] if self._cache else y
-            y = self._events.observe(at, y, events, baseline)
+            y = min(max(self._events.observe(at, y, events, baseline), self.lower_bound), self.upper_bound)
         step = round(at / self.step_seconds)
         new_step = step != self._last_step
         if new_step:
