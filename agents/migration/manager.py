@@ -26,7 +26,7 @@ from agents.migration.faults import CrashPoints
 from agents.migration.peer import Peers
 from agents.migration.progress import MigrationRun, progress_from_dict, progress_to_dict
 from agents.migration.source import SourceMigration, order_to_dict
-from agents.migration.target import TargetSide
+from agents.migration.target import TargetSide, WrongPhase
 from schemas import executor_pb2 as pb
 
 if TYPE_CHECKING:
@@ -127,7 +127,12 @@ class MigrationManager:
             raise InvalidSpec(f"order {order.order_id} moves {entry.workload_id!r} here, not {order.workload_id!r}")
         if run is not None:
             return run, False
-        if entry is not None:  # terminal (in-flight entries have runs since start())
+        if entry is not None and not entry.terminal:
+            raise WrongPhase(
+                f"order {order.order_id} is in flight ({entry.phase}) but cannot resume on node {self.node.node_id}: "
+                f"driver {entry.driver!r} is not enabled here"
+            )
+        if entry is not None:  # terminal: replay the outcome
             run = self.runs[order.order_id] = MigrationRun(order.order_id, order.workload_id)
             run.publish(progress_from_dict(entry.last_progress))
             return run, False
