@@ -18,6 +18,8 @@ wait_port              wait until the port accepts connections before reporting 
                        workload running (default: yes for the default command, else no)
 start_timeout_seconds  how long to wait for the port (default 15)
 stop_timeout_seconds   grace between SIGTERM and SIGKILL (default 10)
+standby                start a migration's target early and let it wait for its state (see
+                       below; default yes for the counter app, no for other commands)
 env.NAME               an extra environment variable NAME for the process
 =====================  =====================================================================
 
