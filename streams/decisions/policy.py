@@ -88,6 +88,7 @@ class _Cycle:
         self.finder = TargetFinder(view, now, self.proj, self.gate)
         self.evacuating: set[str] = set()
         self.swaps_failed = 0
+        self._estimates: dict[tuple[str, float], MigrationEstimate] = {}
 
     def run(self) -> Decision:
         self._evacuate()
@@ -321,7 +322,11 @@ class _Cycle:
 
     # --- helpers -------------------------------------------------------------------------------
     def _estimate(self, w: Workload, node: Node) -> MigrationEstimate:
-        return self.config.migration.estimate(method_for(w.kind, node.driver), w.memory_bytes)
+        key = (method_for(w.kind, node.driver), w.memory_bytes)
+        got = self._estimates.get(key)
+        if got is None:
+            got = self._estimates[key] = self.config.migration.estimate(*key)
+        return got
 
     def _reason(self, code: str, hs: Hotspot, est: MigrationEstimate) -> Reason:
         lead = est.duration_seconds + self.config.margin_seconds

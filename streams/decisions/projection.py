@@ -178,12 +178,13 @@ class Projection:
 
     def fits(
         self, node_id: str, workload_id: str, resources: Sequence[str], limit_of: dict[str, float]
-    ) -> tuple[bool, str]:
-        """Whether ``node_id`` stays under ``limit_of[res]`` on every resource with the workload added."""
+    ) -> tuple[float | None, str]:
+        """Worst peak ratio with the workload added if ``node_id`` stays under ``limit_of[res]`` on
+        every resource, else None; and a detail for the explanation."""
         worst = 0.0
         for res in resources:
             peak = self.peak_after(node_id, res, plus=(workload_id,))
             if peak > limit_of[res]:
-                return False, f"{res} peak {peak:.2f} > {limit_of[res]:.2f}"
+                return None, f"{res} peak {peak:.2f} > {limit_of[res]:.2f}"
             worst = max(worst, peak)
-        return True, f"peak {worst:.2f}"
+        return worst, f"peak {worst:.2f}"

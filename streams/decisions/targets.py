@@ -112,25 +112,30 @@ class TargetFinder:
         best: tuple[float, str, str] | None = None
         fits = 0
         limit = self.config.explain_limit
+        # Adding w raises every horizon by at least its smallest mean, so a node whose peak plus
+        # that already exceeds its limit cannot take w; coolest first, neither can the rest.
+        least = min(self.proj.workload(w.workload_id, resource)[0], default=0.0)
         for scanned, node_id in enumerate(self.coolest(source.pool, resource)):
             if scanned >= self.config.max_target_scan or fits >= self.config.max_target_fits:
                 break
             target = self.view.nodes[node_id]
-            if self.proj.peak_ratio(node_id, resource) >= cap_of(target, resource):
-                break  # coolest first: every node from here on is already at its limit
+            cap = self.proj.capacity(node_id, resource)
+            if cap <= 0 or self.proj.peak_ratio(node_id, resource) + least / cap > cap_of(target, resource):
+                if len(notes) < limit:
+                    notes.append(TargetNote(node_id, "would_overload", "this and every warmer node are full"))
+                break
             blocked = self.static_block(w, source, target, slots)
             if blocked is not None:
                 if blocked[0] != "same_node" and len(notes) < limit:
                     notes.append(TargetNote(node_id, *blocked))
                 continue
             limits = {r: cap_of(target, r) for r in resources}
-            ok, detail = self.proj.fits(node_id, w.workload_id, resources, limits)
-            if not ok:
+            after, detail = self.proj.fits(node_id, w.workload_id, resources, limits)
+            if after is None:
                 if len(notes) < limit:
                     notes.append(TargetNote(node_id, "would_overload", detail))
                 continue
             fits += 1
-            after = max(self.proj.peak_after(node_id, r, plus=(w.workload_id,)) for r in resources)
             score = after + self.SIMILARITY_WEIGHT * (1.0 - similarity(source, target))
             if best is None or score < best[0]:
                 best = (score, node_id, detail)
