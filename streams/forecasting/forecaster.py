@@ -103,7 +103,7 @@ class ForecasterConfig:
     # keep stops learning for good: chosen in less than ``sleep_below_share`` of the selections
     # at every horizon, or its rolling error not ``sleep_margin`` below the best cheap
     # candidate's at any horizon.
-    sleep_after: int = 1000
+    sleep_after: int = 500
     sleep_below_share: float = 0.1
     sleep_margin: float = 0.02
     # Candidates used before the selector has scored ``warmup`` samples (names; missing ones skipped).
