@@ -83,6 +83,7 @@ async def intake(
                 ),
             )
             continue
-        if metrics is not None:
+        if metrics is not None and (owns_dlq is None or role in owns_dlq):
+            # Counted by the one processor that owns the topic, so a record counts once per worker.
             metrics.record_consumed(role)
         yield Record(role, msg.topic, msg.partition, msg.offset, msg.key, value, msg.timestamp)

