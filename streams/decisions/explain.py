@@ -64,10 +64,17 @@ class Explanation:
     candidates: tuple[CandidateNote, ...] = field(default_factory=tuple)
     targets: tuple[TargetNote, ...] = field(default_factory=tuple)
     message: str = ""
+    pool: str | None = None
+    policy: str = "predictive"
+    mode: str = "enforce"
+    predicted_breach_at: float | None = None
+    predicted_peak_ratio: float | None = None
+    threshold_ratio: float | None = None
+    order_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``plba.explanations.v1`` record."""
-        return {
+        """The ``plba.explanations.v1`` record (``schemas/json/explanation.schema.json``)."""
+        out: dict[str, Any] = {
             "schema_version": 1,
             "node_id": self.node_id,
             "at": self.at,
@@ -75,6 +82,15 @@ class Explanation:
             "reason": self.reason,
             "resource": self.resource,
             "message": self.message,
+            "policy": self.policy,
+            "mode": self.mode,
+            "predicted_breach_at": self.predicted_breach_at,
+            "predicted_peak_ratio": None if self.predicted_peak_ratio is None else round(self.predicted_peak_ratio, 6),
+            "threshold_ratio": None if self.threshold_ratio is None else round(self.threshold_ratio, 6),
+            "order_ids": list(self.order_ids),
             "candidates": [c.to_dict() for c in self.candidates],
             "targets": [t.to_dict() for t in self.targets],
         }
+        if self.pool is not None:
+            out["pool"] = self.pool
+        return out

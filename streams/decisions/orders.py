@@ -30,25 +30,33 @@ class Reason:
     threshold_ratio: float | None = None
     lead_time_seconds: float | None = None
     message: str = ""
+    current_ratio: float | None = None
+    event_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "code": self.code,
             "resource": self.resource,
             "predicted_breach_at": self.predicted_breach_at,
             "predicted_peak_ratio": _round(self.predicted_peak_ratio),
             "threshold_ratio": _round(self.threshold_ratio),
+            "current_ratio": _round(self.current_ratio),
             "lead_time_seconds": _round(self.lead_time_seconds),
             "message": self.message,
         }
+        if self.event_id is not None:
+            out["event_id"] = self.event_id
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class Order:
     """A migration order: move ``workload_id`` from ``source_node`` to ``target_node``.
 
-    ``predicted_duration_seconds`` and ``predicted_downtime_seconds`` come from the migration
-    model and are kept for the replay and the metrics; they are not part of the topic record.
+    ``predicted_duration_seconds`` / ``predicted_downtime_seconds`` come from the migration model
+    (``expected_seconds`` / ``expected_downtime_seconds`` in the record); ``sla_tier`` is kept for
+    disruption budgets and is not part of the record. A swap names its other half in
+    ``swap_with`` (order id) and ``swap_with_workload``.
     """
 
     order_id: str
@@ -65,11 +73,15 @@ class Order:
     pool: str
     sla_tier: str = "default"
     swap_with: str | None = None
+    swap_with_workload: str | None = None
     predicted_duration_seconds: float = 0.0
     predicted_downtime_seconds: float = 0.0
+    policy: str = "predictive"
+    priority: int = 0
+    memory_bytes: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``plba.orders.v1`` record."""
+        """The ``plba.orders.v1`` record (``schemas/json/order.schema.json``)."""
         out: dict[str, Any] = {
             "schema_version": 1,
             "order_id": self.order_id,
@@ -84,24 +96,25 @@ class Order:
             "dry_run": self.dry_run,
             "mode": self.mode,
             "pool": self.pool,
+            "policy": self.policy,
+            "priority": self.priority,
+            "mem_bytes": int(self.memory_bytes),
+            "expected_seconds": round(self.predicted_duration_seconds, 6),
+            "expected_downtime_seconds": round(self.predicted_downtime_seconds, 6),
         }
         if self.swap_with is not None:
-            out["swap_with"] = self.swap_with
+            out["swap_with"] = {"order_id": self.swap_with, "workload_id": self.swap_with_workload or ""}
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """The record plus the fields kept only in policy state (for :meth:`from_state`)."""
-        return {
-            **self.to_dict(),
-            "sla_tier": self.sla_tier,
-            "predicted_duration_seconds": self.predicted_duration_seconds,
-            "predicted_downtime_seconds": self.predicted_downtime_seconds,
-        }
+        """Every field, JSON-safe, for :meth:`from_state` (policy state snapshots)."""
+        out = {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        out["reason"] = {f: getattr(self.reason, f) for f in self.reason.__slots__}  # type: ignore[attr-defined]
+        return out
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Order:
-        fields = {k: v for k, v in data.items() if k not in ("schema_version", "reason")}
-        return cls(reason=Reason(**data["reason"]), **fields)
+        return cls(**{**data, "reason": Reason(**data["reason"])})
 
 
 @dataclass(slots=True)

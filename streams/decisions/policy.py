@@ -38,6 +38,8 @@ def build_order(
     now: float,
     config: PolicyConfig,
     swap_with: str | None = None,
+    swap_with_workload: str | None = None,
+    policy: str = "predictive",
 ) -> Order:
     """The order moving ``w`` from ``source`` to ``target``: deterministic id, deadline, mode."""
     interval = config.decision_interval_seconds
@@ -56,8 +58,12 @@ def build_order(
         pool=source.pool,
         sla_tier=w.sla_tier,
         swap_with=swap_with,
+        swap_with_workload=swap_with_workload,
         predicted_duration_seconds=est.duration_seconds,
         predicted_downtime_seconds=est.downtime_seconds,
+        policy=policy,
+        priority=w.priority,
+        memory_bytes=w.memory_bytes,
     )
 
 
@@ -89,6 +95,7 @@ class _Cycle:
         self.evacuating: set[str] = set()
         self.swaps_failed = 0
         self._estimates: dict[tuple[str, float], MigrationEstimate] = {}
+        self._explained_orders = 0
 
     def run(self) -> Decision:
         self._evacuate()
@@ -134,6 +141,7 @@ class _Cycle:
                     None,
                     lead,
                     f"maintenance {ev.event_id} starts at {ev.start_at:.0f}",
+                    event_id=ev.event_id,
                 )
                 stuck = [
                     self.view.workloads[w] for w in hosted if not self._movable(w) and w not in self.gate.in_flight
@@ -152,7 +160,7 @@ class _Cycle:
         reason: Reason,
         stuck: list[Workload],
     ) -> None:
-        cands = [CandidateNote(w.workload_id, *(self.gate.workload_block(w) or ("", ""))) for w in stuck]
+        cands = [CandidateNote(w.workload_id, *(self.gate.workload_block(w) or ("not_migratable", ""))) for w in stuck]
         targets: list[TargetNote] = []
         acted = False
         # Most critical first: they are the ones that must not be caught by the window.
@@ -171,7 +179,8 @@ class _Cycle:
             self._issue(w, node, choice.node_id, reason, ests[w.workload_id])
             cands.append(CandidateNote(w.workload_id, None, f"to {choice.node_id}"))
             acted = True
-        self._explain(node.node_id, acted, reason.code, None, cands, targets, reason.message)
+        breach = reason.predicted_breach_at
+        self._explain(node.node_id, acted, reason.code, None, cands, targets, reason.message, breach_at=breach)
 
     # --- predicted bottlenecks (§6.1-6.4) ----------------------------------------------------
     def _relieve(self, hs: Hotspot) -> None:
@@ -179,17 +188,17 @@ class _Cycle:
         code = "declared_peak" if hs.by_event else "predicted_overload"
         full = self.gate.pool_block(node.pool) or (None if self.gate.node_room(node.node_id) else "node_limit")
         if full is not None:  # cheap: no search when no order could be admitted anyway
-            self._explain(node.node_id, False, full, hs.resource, [], [], "limit reached this cycle")
+            self._explain(node.node_id, False, full, hs.resource, [], [], "limit reached this cycle", hs=hs)
             return
         cands, notes = self._candidates(node, hs)
         targets: list[TargetNote] = []
         if not cands:
-            self._explain(node.node_id, False, "no_candidate", hs.resource, notes, targets)
+            self._explain(node.node_id, False, "no_candidate", hs.resource, notes, targets, hs=hs)
             return
         lead = min(c.estimate.duration_seconds for c in cands) + self.config.margin_seconds
         if hs.breach_in_seconds > lead + self.config.decision_interval_seconds:
             msg = f"breach in {hs.breach_in_seconds:.0f}s, acting within {lead:.0f}s of it"
-            self._explain(node.node_id, False, "lead_time", hs.resource, notes, targets, msg)
+            self._explain(node.node_id, False, "lead_time", hs.resource, notes, targets, msg, hs=hs)
             return
         excess = hs.peak_ratio - hs.release_ratio
         passes = [[c for c in cands if c.after_ratio <= hs.release_ratio]]
@@ -205,12 +214,12 @@ class _Cycle:
         if self._first_move(node, hs, passes, code, notes, targets, relaxed=False):
             return
         if self.config.allow_swap and self.swaps_failed < self.SWAP_SEARCHES and self._swap(node, hs, cands, code):
-            self._explain(node.node_id, True, "swap", hs.resource, notes, targets)
+            self._explain(node.node_id, True, "swap", hs.resource, notes, targets, hs=hs)
             return
         fallback = self.config.overload_fallback and hs.breach_in_seconds == 0.0
         if fallback and self._first_move(node, hs, passes, code, notes, targets, relaxed=True):
             return
-        self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets)
+        self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets, hs=hs)
 
     def _first_move(
         self,
@@ -233,7 +242,7 @@ class _Cycle:
                 reason = self._reason(code, hs, c.estimate)
                 self._issue(c.workload, node, choice.node_id, reason, c.estimate)
                 notes.append(CandidateNote(c.workload.workload_id, None, f"to {choice.node_id}"))
-                self._explain(node.node_id, True, code, hs.resource, notes, targets)
+                self._explain(node.node_id, True, code, hs.resource, notes, targets, hs=hs)
                 return True
         return False
 
@@ -307,8 +316,9 @@ class _Cycle:
                     reason = self._reason("swap", hs, c.estimate)
                     id_x = self._order_id(x, node.node_id, b_id, "swap")
                     id_y = self._order_id(y, b_id, node.node_id, "swap")
-                    self._issue(x, node, b_id, reason, c.estimate, swap_with=id_y)
-                    self._issue(y, b, node.node_id, self._reason("swap", hs, est_y), est_y, swap_with=id_x)
+                    self._issue(x, node, b_id, reason, c.estimate, swap_with=(id_y, y_id))
+                    y_reason = self._reason("swap", hs, est_y)
+                    self._issue(y, b, node.node_id, y_reason, est_y, swap_with=(id_x, x.workload_id))
                     return True
         self.swaps_failed += 1
         return False
@@ -331,7 +341,11 @@ class _Cycle:
     def _reason(self, code: str, hs: Hotspot, est: MigrationEstimate) -> Reason:
         lead = est.duration_seconds + self.config.margin_seconds
         msg = f"{hs.resource} on {hs.node_id} predicted at {hs.peak_ratio:.2f} > {hs.threshold_ratio:.2f}"
-        return Reason(code, hs.resource, self.now + hs.breach_in_seconds, hs.peak_ratio, hs.threshold_ratio, lead, msg)
+        cap = self.view.nodes[hs.node_id].capacity.get(hs.resource, 0.0)
+        now_ratio = self.view.usage_of_node(hs.node_id, hs.resource) / cap if cap > 0 else None
+        return Reason(
+            code, hs.resource, self.now + hs.breach_in_seconds, hs.peak_ratio, hs.threshold_ratio, lead, msg, now_ratio
+        )
 
     def _order_id(self, w: Workload, source: str, target: str, code: str) -> str:
         return make_order_id(w.workload_id, source, target, code, self.now, self.config.decision_interval_seconds)
@@ -343,9 +357,20 @@ class _Cycle:
         target: str,
         reason: Reason,
         est: MigrationEstimate,
-        swap_with: str | None = None,
+        swap_with: tuple[str, str] | None = None,
     ) -> Order:
-        order = build_order(w, source, target, reason, est, self.now, self.config, swap_with)
+        """Build, book and project an order; ``swap_with``: (order id, workload id) of the other half."""
+        order = build_order(
+            w,
+            source,
+            target,
+            reason,
+            est,
+            self.now,
+            self.config,
+            swap_with[0] if swap_with else None,
+            swap_with[1] if swap_with else None,
+        )
         self.gate.admit(order)
         self.proj.move(w.workload_id, source.node_id, target)
         self.decision.orders.append(order)
@@ -360,8 +385,13 @@ class _Cycle:
         cands: list[CandidateNote],
         targets: list[TargetNote],
         message: str = "",
+        hs: Hotspot | None = None,
+        breach_at: float | None = None,
     ) -> None:
+        """One explanation per node handled; it lists the orders issued since the previous one."""
         lim = self.config.explain_limit
+        orders = self.decision.orders[self._explained_orders :]
+        self._explained_orders = len(self.decision.orders)
         self.decision.explanations.append(
             Explanation(
                 node_id,
@@ -372,5 +402,12 @@ class _Cycle:
                 tuple(cands[-lim:] if acted else cands[:lim]),
                 tuple(targets[-lim:] if acted else targets[:lim]),
                 message,
+                pool=self.view.nodes[node_id].pool,
+                policy="predictive",
+                mode=self.config.mode,
+                predicted_breach_at=self.now + hs.breach_in_seconds if hs is not None else breach_at,
+                predicted_peak_ratio=hs.peak_ratio if hs is not None else None,
+                threshold_ratio=hs.threshold_ratio if hs is not None else None,
+                order_ids=tuple(o.order_id for o in orders),
             )
         )

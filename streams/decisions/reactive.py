@@ -37,6 +37,7 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
         cands = [view.workloads[w] for w in view.hosted_on(node_id)]
         cands.sort(key=lambda w: (w.priority, -view.workload_usage.get((w.workload_id, res), 0.0), w.workload_id))
         acted = False
+        issued = len(decision.orders)
         for w in cands:
             blocked = gate.workload_block(w, ignore_cooldown=True)
             if blocked is not None:
@@ -55,8 +56,9 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
                 threshold,
                 0.0,
                 f"{res} on {node_id} at {util[res]:.2f} > {threshold:.2f}",
+                current_ratio=util[res],
             )
-            order = build_order(w, node, target, reason, est, now, config)
+            order = build_order(w, node, target, reason, est, now, config, policy="reactive")
             gate.admit(order)
             decision.orders.append(order)
             for r in config.resources:
@@ -74,6 +76,12 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
                 "current_overload" if acted else "no_feasible_move",
                 res,
                 tuple(notes[-config.explain_limit :] if acted else notes[: config.explain_limit]),
+                pool=node.pool,
+                policy="reactive",
+                mode=config.mode,
+                predicted_peak_ratio=util[res],
+                threshold_ratio=threshold,
+                order_ids=tuple(o.order_id for o in decision.orders[issued:]),
             )
         )
     return decision

@@ -78,40 +78,6 @@ def test_order_id_depends_on_identity_and_cycle_only() -> None:
     assert a != make_order_id("w", "n1", "n2", "swap", 600.0, 300.0)
 
 
-def test_order_record_matches_the_contract_fields() -> None:
-    nodes = [node("n1"), node("n2")]
-    wls = [workload("hi", "n1", 9, migratable=False), workload("lo", "n1", 0, kind="container")]
-    (o,) = POLICIES["predictive"](
-        make_view(nodes, wls, {"hi": 7.0, "lo": 2.0}), 0.0, cpu_config(persistence=1), PolicyState()
-    ).orders
-    rec = o.to_dict()
-    assert set(rec) == {
-        "schema_version",
-        "order_id",
-        "workload_id",
-        "kind",
-        "source_node",
-        "target_node",
-        "method",
-        "reason",
-        "issued_at",
-        "deadline_at",
-        "dry_run",
-        "mode",
-        "pool",
-    }
-    assert rec["method"] == "snapshot" and rec["dry_run"] is False and rec["mode"] == "enforce"
-    assert set(rec["reason"]) == {
-        "code",
-        "resource",
-        "predicted_breach_at",
-        "predicted_peak_ratio",
-        "threshold_ratio",
-        "lead_time_seconds",
-        "message",
-    }
-
-
 def test_config_validation() -> None:
     with pytest.raises(PolicyConfigError):
         PolicyConfig(mode="yolo")
