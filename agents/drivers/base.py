@@ -310,6 +310,9 @@ class Driver(abc.ABC):
         """Check ``spec`` runs here and get ready to receive it; raises InvalidSpec if it cannot."""
         raise MigrationUnsupported(f"driver {self.name} cannot receive migrations")
 
+    async def migrate_in_received(self, workload_id: str, staging: Path) -> None:  # noqa: B027 - optional
+        """The first copy of the state arrived (the source still serves): get ready to switch fast."""
+
     async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
         """Make the workload run here (from the transferred state in ``staging``); it must serve."""
         raise MigrationUnsupported(f"driver {self.name} cannot receive migrations")

@@ -142,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-bytes", type=int, default=0, help="size of the ballast file")
     args = parser.parse_args(argv)
 
+    if os.environ.get("PLBA_READY_FD"):  # standing by: started up, waiting for the state
+        fd = int(os.environ["PLBA_READY_FD"])
+        os.write(fd, b"r")
+        os.close(fd)
     if os.environ.get("PLBA_GO_FD") and not wait_for_go(os.environ["PLBA_GO_FD"]):
         return 0
     state_dir = Path(args.state_dir)

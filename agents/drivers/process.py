@@ -32,11 +32,13 @@ sends only the files that changed since, and the target restores the directory a
 process on it. The downtime runs from the SIGTERM to the target's port accepting connections.
 
 Standby (param ``standby``, default yes for the counter app): the target starts the process
-when the move is prepared, with ``PLBA_GO_FD`` naming a pipe; a standby-aware program finishes
-its start-up (interpreter, imports) and then blocks reading one byte from that pipe before it
-touches ``PLBA_STATE_DIR``. At the switch the state is renamed into place and the byte written,
-so the downtime does not include a cold start. EOF on the pipe (the move aborted, or the node
-died) means: exit without touching the state.
+when the move is prepared, with ``PLBA_GO_FD`` and ``PLBA_READY_FD`` naming two pipes; a
+standby-aware program finishes its start-up (interpreter, imports), writes one byte to the ready
+pipe and then blocks reading one byte from the go pipe before it touches ``PLBA_STATE_DIR``. The
+source quiesces only once the pre-copy arrived and the standby said it is ready. At the switch
+the state is renamed into place and the go byte written, so the downtime does not include a
+cold start. EOF on the go pipe (the move aborted, or the node died) means: exit without
+touching the state.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class _Proc:
     meter: ProcessTreeMeter | None = None
     exit_code: int | None = None
     go_fd: int | None = None  # write end of a standby process's go pipe
+    ready_fd: int | None = None  # read end of its "standing by" pipe
 
 
 class ProcessDriver(Driver):
@@ -225,10 +228,12 @@ class ProcessDriver(Driver):
             state.mkdir(parents=True, exist_ok=True)
         if port is None:
             port = _free_port(self.ctx.bind_host) if config.port == 0 else config.port
-        go_read = go_write = None
+        go_read = go_write = ready_read = ready_write = None
         if standby:
             go_read, go_write = os.pipe()
+            ready_read, ready_write = os.pipe()
             os.set_inheritable(go_read, True)
+            os.set_inheritable(ready_write, True)
         env = dict(os.environ)  # the child inherits the node's environment, plus its own
         env.update(config.env)
         env.update(
@@ -239,6 +244,7 @@ class ProcessDriver(Driver):
         )
         if go_read is not None:
             env["PLBA_GO_FD"] = str(go_read)
+            env["PLBA_READY_FD"] = str(ready_write)
         if config.is_default:
             with_project_path(env)
         log_path = directory / LOG_FILE
@@ -252,17 +258,19 @@ class ProcessDriver(Driver):
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # own process group: stopped as a whole, survives the node
-                    pass_fds=(go_read,) if go_read is not None else (),
+                    pass_fds=(go_read, ready_write) if go_read is not None and ready_write is not None else (),
                 )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            for fd in (go_read, go_write):
+            for fd in (go_read, go_write, ready_read, ready_write):
                 if fd is not None:
                     os.close(fd)
             remove_workload_dir(directory)
             raise InvalidSpec(f"param command: cannot run {config.argv[0]!r}: {exc.strerror or exc}") from exc
-        if go_read is not None:
-            os.close(go_read)
+        for fd in (go_read, ready_write):
+            if fd is not None:
+                os.close(fd)
         proc = _Proc(spec, config, directory, self._clock(), popen.pid, port, "starting", popen, go_fd=go_write)
+        proc.ready_fd = ready_read
         try:
             proc.meter = ProcessTreeMeter(popen.pid)
         except ProcessGone:
@@ -379,6 +387,19 @@ class ProcessDriver(Driver):
             self._incoming[wid] = await self._spawn(spec, config, standby=True)
         return IncomingPlan()
 
+    async def migrate_in_received(self, workload_id: str, staging: Path) -> None:
+        """Wait (while the source still serves) until the standby process has started up and
+        waits for its go: its start-up then stays out of the downtime."""
+        standby = self._incoming.get(workload_id)
+        if standby is None or standby.ready_fd is None:
+            return
+        fd, standby.ready_fd = standby.ready_fd, None
+        try:
+            if not await _readable(fd, standby.config.start_timeout_seconds):
+                log.warning("standby of %s not ready within %g s", workload_id, standby.config.start_timeout_seconds)
+        finally:
+            os.close(fd)
+
     async def migrate_in_switch(self, spec: WorkloadSpec, staging: Path) -> WorkloadInfo:
         wid = spec.workload_id
         running = self._procs.get(wid)
@@ -427,9 +448,11 @@ class ProcessDriver(Driver):
         standby = self._incoming.pop(workload_id, None)
         if standby is None:
             return
-        if standby.go_fd is not None:
-            os.close(standby.go_fd)  # EOF: a standby process exits without touching the state
-            standby.go_fd = None
+        for name in ("go_fd", "ready_fd"):  # EOF on go: a standby process exits without touching the state
+            fd = getattr(standby, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(standby, name, None)
         await self._terminate(standby)
 
     # ---- migration: source ----------------------------------------------------------------
@@ -469,9 +492,9 @@ class ProcessDriver(Driver):
         _signal_group(proc.pid, tree, signal.SIGTERM)
         if not await _exited(proc.pid, proc.config.stop_timeout_seconds):
             await self._terminate(proc)
-        else:
+        elif len(tree) > 1:
             await asyncio.to_thread(psutil.wait_procs, tree[1:], proc.config.stop_timeout_seconds)
-        if proc.popen is not None:
+        if proc.popen is not None and proc.popen.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(proc.popen.wait, 5.0)
 
@@ -530,6 +553,25 @@ class ProcessDriver(Driver):
     def _info(self, proc: _Proc) -> WorkloadInfo:
         endpoint = f"{self.ctx.bind_host}:{proc.port}" if proc.port else ""
         return WorkloadInfo(proc.spec, proc.state, proc.started_at, endpoint, proc.pid)
+
+
+async def _readable(fd: int, timeout: float) -> bool:
+    """Wait until ``fd`` has data or EOF; False after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
 
 
 async def _exited(pid: int, timeout: float) -> bool:

@@ -243,6 +243,7 @@ class TargetSide:
             )
             if first_call:
                 await asyncio.to_thread(fsync_tree, staging)
+                await self._driver(entry).migrate_in_received(entry.workload_id, staging)
                 self.mgr.journal.write(entry, "transferred")
             return reply
 
@@ -265,8 +266,8 @@ class TargetSide:
                 size = await asyncio.to_thread(incoming.receiver.verify, request.files)
                 log.info("order %s: %d files, %d bytes verified against the source's manifest",
                          entry.order_id, len(request.files), size)  # fmt: skip
-            if entry.phase != "switching":
-                self.mgr.journal.write(entry, "switching")
+            # No write-ahead record here: it would sit inside the downtime, and a restart before
+            # "switched" aborts (stopping an instance this switch may have started) anyway.
             info = await driver.migrate_in_switch(spec, staging)
             ready_at = self.mgr.clock()
             self.mgr.node.release(entry.order_id)  # the reservation is a running workload now
