@@ -14,8 +14,10 @@ outcome). Phases:
   failure before ``committing``: ``rolling_back`` → ``rolled_back`` (or ``failed``); orders refused
   up front end ``rejected`` or ``expired``. ``committing`` is the commit point: the source decided
   that the target's instance is the one that stays.
-* target: ``prepared`` → ``transferring`` → ``transferred`` → ``switching`` → ``switched`` →
-  ``committed``, or ``aborted`` at any point before ``committed``.
+* target: ``prepared`` → ``transferring`` → ``transferred`` → ``switched`` → ``committed``, or
+  ``aborted`` at any point before ``committed``. Starting the instance is not journaled ahead
+  (it would lengthen the downtime): a target restarting before ``switched`` aborts, which stops
+  any instance of the workload it finds. (``switching`` stays a valid phase for older records.)
 
 Terminal records stay (a redelivered order is answered from them) until :meth:`MigrationJournal.prune`
 drops the oldest.
