@@ -155,6 +155,8 @@ class Settings:
             raise SettingsError(
                 f"{env_var('kafka_security_protocol')}: unknown protocol {self.kafka_security_protocol!r}"
             )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(f"{env_var('log_level')}: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.policy not in ("predictive", "reactive", "none"):
             raise SettingsError(f"{env_var('policy')}: must be predictive, reactive or none, not {self.policy!r}")
         if self.decision_mode not in ("enforce", "recommend", "shadow"):
@@ -193,6 +195,12 @@ def describe(name: str) -> tuple[str, Any, str]:
 def _parse(f: dataclasses.Field[Any], raw: Any, source: str) -> Any:
     if not isinstance(raw, str):
         return raw
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable bytes from the environment or argv (surrogate escapes) would only fail
+        # later, deep inside a client library.
+        raise SettingsError(f"{source}: not valid UTF-8 text") from None
     kind = type(f.default)
     try:
         if kind is bool:

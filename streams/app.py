@@ -43,6 +43,8 @@ def build_app(settings: Settings, **overrides: Any) -> faust.App:
         "broker": brokers,
         "broker_credentials": broker_credentials(settings),
         "store": "memory://",  # tables are rebuilt from their changelog topics on start
+        # Faust keeps a small folder per app id; under the data dir, not wherever it was started.
+        "datadir": str(settings.data_dir / "faust"),
         "value_serializer": "raw",
         "key_serializer": "raw",
         # Tables hold our own JSON bytes (forecaster snapshots): no Faust codec, never pickle.

@@ -56,14 +56,16 @@ class Dispatcher:
         self._backoff = retry_backoff_seconds
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def _stub(self, endpoint: str) -> pb_grpc.ExecutorStub:
+    def _stub(self, endpoint: str, node_id: str) -> pb_grpc.ExecutorStub:
         ch = self._channels.get(endpoint)
         if ch is None:
-            ch = (
-                grpc.aio.secure_channel(endpoint, self._credentials)
-                if self._credentials is not None
-                else grpc.aio.insecure_channel(endpoint)
-            )
+            if self._credentials is not None:
+                # Node certificates name the node id (besides loopback): verify the executor as
+                # that node wherever its address points.
+                options = [("grpc.ssl_target_name_override", node_id)]
+                ch = grpc.aio.secure_channel(endpoint, self._credentials, options=options)
+            else:
+                ch = grpc.aio.insecure_channel(endpoint)
             self._channels[endpoint] = ch
         return pb_grpc.ExecutorStub(ch)
 
@@ -89,7 +91,7 @@ class Dispatcher:
             terminal = False
             try:
                 timeout = max(1.0, deadline_at - self._clock() + STREAM_SLACK_SECONDS)
-                async for progress in self._stub(source).Migrate(request, timeout=timeout):
+                async for progress in self._stub(source, order["source_node"]).Migrate(request, timeout=timeout):
                     yield "migrations", progress_record(order, progress, attempt)
                     if progress.state in TERMINAL:
                         terminal = True

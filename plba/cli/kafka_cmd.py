@@ -28,6 +28,9 @@ def kafka_group() -> None:
 
 @kafka_group.command("up")
 @_broker_options
+@setting_option("kafka_local_security", "--security", type=click.Choice(["none", "sasl_ssl"]))
+@setting_option("kafka_sasl_ssl_port")
+@setting_option("certs_dir", metavar="DIR")
 @click.option(
     "--wait", "wait_seconds", default=90.0, show_default=True, help="Seconds to wait for the broker to answer"
 )
