@@ -59,12 +59,14 @@ class Peers:
         # A callable is read when a channel is made (the node learns its TLS folder late).
         self._tls_dir = tls_dir if callable(tls_dir) else (lambda: tls_dir)
         self._clock = clock
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
-    def stub(self, endpoint: str) -> pb_grpc.ExecutorStub:
-        channel = self._channels.get(endpoint)
+    def stub(self, endpoint: str, node_id: str = "") -> pb_grpc.ExecutorStub:
+        """A stub for the executor at ``endpoint``; with TLS its certificate must name ``node_id``
+        (node certificates name the node id besides loopback), wherever the address points."""
+        channel = self._channels.get((endpoint, node_id))
         if channel is None:
-            options = [
+            options: list[tuple[str, Any]] = [
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 # A restarted peer must be retried promptly, not after gRPC's 20-s reconnect back-off.
@@ -74,10 +76,12 @@ class Peers:
             tls_dir = self._tls_dir()
             if tls_dir is not None and str(tls_dir) not in ("", "."):
                 creds = channel_credentials(Path(tls_dir))
+                if node_id:
+                    options.append(("grpc.ssl_target_name_override", node_id))
                 channel = grpc.aio.secure_channel(endpoint, creds, options=options)
             else:
                 channel = grpc.aio.insecure_channel(endpoint, options=options)
-            self._channels[endpoint] = channel
+            self._channels[(endpoint, node_id)] = channel
         return pb_grpc.ExecutorStub(channel)
 
     async def call(
@@ -89,6 +93,7 @@ class Peers:
         timeout: float,
         retry_until: float | None = None,
         backoff_seconds: float = 0.2,
+        node_id: str = "",
     ) -> Any:
         """``method(request)`` at ``endpoint`` with a ``timeout`` per attempt.
 
@@ -102,7 +107,7 @@ class Peers:
             if retry_until is not None:
                 deadline = max(0.05, min(timeout, retry_until - self._clock()))
             try:
-                return await getattr(self.stub(endpoint), method)(request, timeout=deadline)
+                return await getattr(self.stub(endpoint, node_id), method)(request, timeout=deadline)
             except grpc.aio.AioRpcError as exc:
                 code, details = exc.code(), exc.details() or ""
                 if code not in TRANSIENT:

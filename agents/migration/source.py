@@ -99,7 +99,7 @@ class _Move:
             return 0
         before = sender.bytes_sent
         timeout = max(1.0, self.deadline_at - self._m.mgr.clock())
-        stub = self._m.mgr.peers.stub(self._m.target)
+        stub = self._m.mgr.peers.stub(self._m.target, self._m.order.target_node)
         try:
             reply = await stub.Transfer(sender.chunks(self.order_id, files), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
@@ -271,7 +271,9 @@ class SourceMigration:
         return IncomingPlan(incoming_uri=reply.incoming_uri, params=dict(reply.params))
 
     async def _call(self, method: str, request: Any, timeout: float, *, retry_until: float | None = None) -> Any:
-        return await self.mgr.peers.call(self.target, method, request, timeout=timeout, retry_until=retry_until)
+        return await self.mgr.peers.call(
+            self.target, method, request, timeout=timeout, retry_until=retry_until, node_id=self.order.target_node
+        )
 
     # ---- the commit point and after ------------------------------------------------------
 

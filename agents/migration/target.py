@@ -433,7 +433,11 @@ class TargetSide:
             return None
         try:
             reply = await self.mgr.peers.call(
-                entry.peer_endpoint, "MigrationStatus", pb.MigrationStatusRequest(order_id=entry.order_id), timeout=5.0
+                entry.peer_endpoint,
+                "MigrationStatus",
+                pb.MigrationStatusRequest(order_id=entry.order_id),
+                timeout=5.0,
+                node_id=str(entry.order.get("source_node", "")),
             )
         except PeerRefused as exc:
             log.warning("order %s: the source does not know it (%s); keeping the instance", entry.order_id, exc.details)
