@@ -56,6 +56,7 @@ class DemoConfig:
     series: tuple[str, ...] = DEFAULT_SERIES
     real: bool = False
     keep_topics: bool = False
+    metrics: bool = False  # serve /metrics from the worker and every node (ports reported to on_start)
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= 32:
@@ -227,9 +228,13 @@ def _announce(
 
 def run_demo(
     settings: Settings, cfg: DemoConfig, *, on_tick: Callable[[DemoState, float, list[str]], None] | None = None,
-    log: Callable[[str], None] = print,
+    on_start: Callable[[dict[str, list[str]]], None] | None = None, log: Callable[[str], None] = print,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run the demo; returns the summary (the --json output)."""
+    """Run the demo; returns the summary (the --json output).
+
+    ``on_start`` receives the /metrics targets (``{"plba-worker": [...], "plba-node": [...]}``,
+    with ``cfg.metrics``) once everything runs, e.g. to point a Prometheus at them.
+    """
     if cfg.real:
         raise DemoError("--real (QEMU and process workloads with real live migrations) is not available yet")
     started_broker = False
@@ -252,25 +257,37 @@ def run_demo(
     def _sigterm(_signo: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    # SIGTERM stops the demo like Ctrl-C (only the main thread may install handlers).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm) if in_main else None
     try:
         horizon = 20 * cfg.interval_seconds
+        targets: dict[str, list[str]] = {"plba-worker": [], "plba-node": []}
+        worker_metrics = _free_port() if cfg.metrics else 0
+        if worker_metrics:
+            targets["plba-worker"].append(f"127.0.0.1:{worker_metrics}")
         procs.start("worker", ["worker"], _env(
             settings, PLBA_WORKER_ID=f"{settings.topic_prefix}worker", PLBA_DECISION_INTERVAL_SECONDS="2",
             PLBA_HORIZON_SECONDS=f"{horizon:g}", PLBA_FORECAST_INTERVAL_SECONDS=f"{cfg.interval_seconds:g}",
+            PLBA_METRICS_PORT=str(worker_metrics),
         ), workdir / "worker.log")  # fmt: skip
         endpoints = []
         for nid in node_ids:
             ep = f"127.0.0.1:{_free_port()}"
             endpoints.append(ep)
+            node_metrics = _free_port() if cfg.metrics else 0
+            if node_metrics:
+                targets["plba-node"].append(f"127.0.0.1:{node_metrics}")
             procs.start(nid, [
                 "node", "--node-id", nid, "--listen", ep, "--interval", f"{cfg.interval_seconds:g}",
                 "--labels", "pool=demo,zone=z1", "--drivers", "sim", "--capacity-cores", f"{cfg.node_cores:g}",
-                "--capacity-memory", "8G", "--state-dir", str(workdir / "nodes"),
+                "--capacity-memory", "8G", "--state-dir", str(workdir / "nodes"), "--metrics-port", str(node_metrics),
             ], _env(settings), workdir / f"{nid}.log")  # fmt: skip
         t0 = time.time()
         asyncio.run(_start_workloads(cfg, endpoints, placements, anchor=t0))
         consumer.start()
+        if on_start is not None:
+            on_start(targets)
         notes.append(f"{len(placements)} sim workloads following {cfg.trace} at x{cfg.speed:g} on {cfg.nodes} nodes")
         announced = False
         while (elapsed := time.time() - t0) < cfg.duration_seconds:
@@ -286,7 +303,8 @@ def run_demo(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
         procs.stop_all()
         time.sleep(1.0)  # let the last records arrive before the view stops reading
         consumer.stopped.set()

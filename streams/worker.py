@@ -19,7 +19,7 @@ from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
 from streams.live.forecast_stage import ForecastStage
 from streams.metrics import FleetMetrics, MetricsServer, StreamMetrics, serve_metrics
-from streams.processors import decisions, dispatching, forecasting
+from streams.processors import decisions, dispatching, forecasting, lag
 
 
 def horizons(settings: Settings) -> tuple[float, ...]:
@@ -76,6 +76,7 @@ def build_worker(
     decisions.register(app, settings, stage, metrics, fleet)
     if settings.worker_dispatch:
         dispatching.register(app, settings, metrics, fleet)
+    lag.register(app, settings, metrics)
     return Worker(app, settings, stage, forecast_stage, metrics, fleet, (registry, fleet_registry))
 
 

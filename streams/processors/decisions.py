@@ -64,6 +64,8 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
             return
         await topic.send(key=key.encode(), value=value)
 
+    cycle_time = metrics.processing_duration.labels("decisions") if metrics is not None else None
+
     @app.agent(inputs, name="plba.decisions")
     async def decisions(stream: Any) -> None:
         async for rec in intake(
@@ -87,7 +89,11 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
                 state.on_migration(value)
             elif rec.role == "placements":
                 state.on_placement(value)
-            for out in stage.run_due():
+            started = time.perf_counter()
+            outputs = stage.run_due()
+            if outputs and cycle_time is not None:
+                cycle_time.observe(time.perf_counter() - started)
+            for out in outputs:
                 for order in out.orders:
                     await send(orders, order_codec, order["workload_id"], order)
                 for expl in out.explanations:
