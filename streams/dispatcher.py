@@ -87,6 +87,7 @@ class Dispatcher:
             return
         request = pb.MigrateRequest(order=_to_pb(order, target, attempt))
         deadline_at = float(order["deadline_at"])
+        late_attach = False
         while True:
             terminal = False
             try:
@@ -103,6 +104,12 @@ class Dispatcher:
                 if code in RETRYABLE and self._clock() < deadline_at:
                     log.warning("order %s: source %s unavailable, re-attaching", order["order_id"], source)
                     await asyncio.sleep(self._backoff)
+                    continue
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED and not late_attach:
+                    # A recovering executor may still converge after the deadline (it waits for
+                    # its peer): ask once more for the outcome it journaled.
+                    late_attach = True
+                    deadline_at = self._clock() + STREAM_SLACK_SECONDS
                     continue
                 yield "migrations", status_record(
                     order, "failed" if code != grpc.StatusCode.INVALID_ARGUMENT else "rejected", self._clock(),

@@ -68,6 +68,10 @@ class Outcome(Exception):
         self.message = message
 
 
+# The protocol phase each published step starts (for the executor's phase counters).
+_PHASE_OF_STATE = {"preparing": "prepare", "transferring": "transfer", "switching": "switch"}
+
+
 def order_to_dict(order: pb.MigrationOrder) -> dict[str, Any]:
     return json_format.MessageToDict(order, preserving_proto_field_name=True)
 
@@ -176,7 +180,25 @@ class SourceMigration:
     def emit(self, state: str, **fields: Any) -> pb.MigrationProgress:
         msg = self.step(state, **fields)
         self.run_.publish(msg)
+        self._observe(msg)
         return msg
+
+    def _observe(self, msg: pb.MigrationProgress) -> None:
+        """Count the move in the node's metrics: a phase per step, figures on completion."""
+        metrics = self.mgr.node.metrics
+        if metrics is None:
+            return
+        phase = _PHASE_OF_STATE.get(msg.state)
+        if phase is not None:
+            metrics.record_phase(self.entry.driver, phase, "ok")
+        if msg.state == "completed":
+            metrics.record_phase(self.entry.driver, "commit", "ok")
+            metrics.record_migration(
+                self.entry.driver, "source", duration_seconds=msg.total_seconds,
+                downtime_seconds=msg.downtime_seconds if msg.HasField("downtime_seconds") else None,
+            )  # fmt: skip
+        elif msg.state in ("failed", "rolled_back"):
+            metrics.record_phase(self.entry.driver, "abort", "failed" if msg.state == "failed" else "ok")
 
     def journal(self, phase: str, step: pb.MigrationProgress | None = None, **values: Any) -> None:
         if step is not None:
