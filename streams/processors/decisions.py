@@ -12,15 +12,12 @@ import time
 from typing import Any
 
 import faust
-import orjson
 
 from schemas.codec import codec
-from schemas.errors import ContractError
 from schemas.settings import Settings
-from streams.dlq import encode_envelope
 from streams.live.cluster_state import LiveClusterState
 from streams.live.decision_stage import DecisionStage
-from streams.processors.intake import intake
+from streams.processors.intake import intake, publish
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +46,7 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
     state = stage.state
 
     async def send(topic: Any, enc: Any, key: str, rec: dict[str, Any]) -> None:
-        """Publish our own output; a record that breaks its contract (a bug) goes to the DLQ, logged."""
-        try:
-            value = enc.encode(rec)
-        except ContractError as exc:
-            log.error("decisions: produced an invalid %s record, sent to the DLQ: %s", enc.type_name, exc)
-            raw = orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
-            await dlq.send(key=topic.get_topic_name().encode(), value=encode_envelope(
-                source_topic=topic.get_topic_name(), partition=None, offset=None, key=key.encode(), value=raw,
-                error=exc, processor="decisions", failed_at=time.time(),
-            ))  # fmt: skip
-            if metrics is not None:
-                metrics.record_dlq(enc.type_name, exc.code)
-            return
-        await topic.send(key=key.encode(), value=value)
+        await publish(topic, enc, key, rec, dlq=dlq, processor="decisions", metrics=metrics)
 
     cycle_time = metrics.processing_duration.labels("decisions") if metrics is not None else None
 

@@ -13,6 +13,7 @@ from schemas.settings import Settings
 from streams.dispatcher import Dispatcher, channel_credentials
 from streams.live.dispatch import DRY_RUN, DUPLICATE, EXPIRED, IN_PROGRESS, RUN, TERMINAL, DispatchBook, status_record
 from streams.processors.intake import intake
+from streams.processors.intake import publish as send
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,9 @@ def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any
 
     async def publish(role: str, rec: dict[str, Any]) -> None:
         if role == "placements":
-            await placements.send(key=rec["workload_id"].encode(), value=placement_codec.encode(rec))
+            await send(placements, placement_codec, rec["workload_id"], rec, dlq=dlq, processor="dispatcher")
         else:
-            await migrations.send(key=rec["order_id"].encode(), value=status_codec.encode(rec))
+            await send(migrations, status_codec, rec["order_id"], rec, dlq=dlq, processor="dispatcher")
             if rec["state"] in TERMINAL:
                 if metrics is not None:
                     metrics.record_migration(

@@ -20,7 +20,7 @@ from schemas.codec import codec
 from schemas.settings import Settings
 from schemas.topics import TOPICS
 from streams.live.forecast_stage import RESOURCES, ForecastStage
-from streams.processors.intake import intake
+from streams.processors.intake import intake, publish
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,14 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
         timer = latency[kind]
         if timer is not None:
             timer.observe(time.perf_counter() - started)
+        published = 0
         for rec in out:
-            await forecasts.send(key=rec["subject"].encode(), value=forecast_codec.encode(rec))
+            published += await publish(
+                forecasts, forecast_codec, rec["subject"], rec, dlq=dlq, processor="forecasting", metrics=metrics
+            )
         if metrics is not None:
-            if out:
-                metrics.forecasts_published.labels(kind).inc(len(out))
+            if published:
+                metrics.forecasts_published.labels(kind).inc(published)
             for subject_kind, res, horizon, actual, lower, upper, mean, scale in stage.scored:
                 metrics.observe_forecast(subject_kind, res, horizon, actual, lower, upper, mean=mean, scale=scale)
         stage.scored.clear()

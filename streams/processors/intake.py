@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from schemas.cloudevents import event_from_kafka, is_cloudevent
 from schemas.codec import Codec
 from schemas.errors import ContractError
@@ -87,3 +89,28 @@ async def intake(
             # Counted by the one processor that owns the topic, so a record counts once per worker.
             metrics.record_consumed(role)
         yield Record(role, msg.topic, msg.partition, msg.offset, msg.key, value, msg.timestamp)
+
+
+async def publish(
+    topic: Any, enc: Codec, key: str, rec: dict[str, Any], *, dlq: Any, processor: str, metrics: Any = None
+) -> bool:
+    """Send one of our own records; if it breaks its contract (a bug), it goes to the DLQ instead.
+
+    A processor never crashes on its own output: the record is kept (as the DLQ's value, with the
+    violations), logged at error level and counted; the stream goes on. Returns True when sent.
+    """
+    try:
+        value = enc.encode(rec)
+    except ContractError as exc:
+        name = topic.get_topic_name()
+        log.error("%s: produced an invalid %s record, sent to the DLQ: %s", processor, enc.type_name, exc)
+        raw = orjson.dumps(rec, default=str)
+        await dlq.send(key=name.encode(), value=encode_envelope(
+            source_topic=name, partition=None, offset=None, key=key.encode(), value=raw, error=exc,
+            processor=processor, failed_at=time.time(),
+        ))  # fmt: skip
+        if metrics is not None:
+            metrics.record_dlq(enc.type_name, exc.code)
+        return False
+    await topic.send(key=key.encode(), value=value)
+    return True

@@ -41,8 +41,8 @@ def test_hot_node_gets_an_order_moving_its_lowest_priority_workload(kafka_settin
         # hot: 3 workloads using 7.6 of 8 cores; cool: one small workload.
         records_n.append((b"hot", node_usage("hot", at, 0.95, ["w-hi", "w-mid", "w-lo"])))
         records_n.append((b"cool", node_usage("cool", at, 0.10, ["w-c"])))
-        for wid, node, cores, prio in (("w-hi", "hot", 4.0, 900), ("w-mid", "hot", 1.6, 500),
-                                       ("w-lo", "hot", 2.0, 10), ("w-c", "cool", 0.8, 100)):  # fmt: skip
+        for wid, node, cores, prio in (("w-hi", "hot", 3.0, 900), ("w-mid", "hot", 1.6, 500),
+                                       ("w-lo", "hot", 3.0, 10), ("w-c", "cool", 0.8, 100)):  # fmt: skip
             records_w.append((wid.encode(), workload_usage(wid, node, at, cores, prio)))
     env = settings_env(s, PLBA_DECISION_INTERVAL_SECONDS="10", PLBA_WORKER_DISPATCH="false")
     with running(["worker"], env, tmp_path / "worker.log") as worker:

@@ -76,7 +76,7 @@ EXPECTED_PATH: dict[str, str] = {
     "policy/pin_node_null": "$.pin_node",
     # forecast
     "forecast/values_length_mismatch": "$.upper",
-    "forecast/lower_above_mean": "$.mean[1]",
+    "forecast/lower_above_upper": "$.upper[1]",
     "forecast/ratio_above_one": "$.upper[3]",
     "forecast/horizons_not_increasing": "$.horizons_seconds[2]",
     "forecast/unknown_unit": "$.unit",
@@ -140,7 +140,7 @@ EXPECTED_CODE: dict[str, str] = {
     "node_usage/top_level_array": NOT_AN_OBJECT,
     "event/ends_before_starts": RULE_VIOLATION,
     "forecast/values_length_mismatch": RULE_VIOLATION,
-    "forecast/lower_above_mean": RULE_VIOLATION,
+    "forecast/lower_above_upper": RULE_VIOLATION,
     "forecast/horizons_not_increasing": RULE_VIOLATION,
     "forecast/node_id_differs_from_subject": RULE_VIOLATION,
     "order/same_source_and_target": RULE_VIOLATION,
