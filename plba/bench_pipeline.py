@@ -98,6 +98,7 @@ class Throughput:
     node_records: int
     window_seconds: float
     wall_seconds: float
+    cpu_utilization: float  # worker CPU seconds per second over the window (1.0 = one busy core)
 
 
 def produce_history(settings: Settings, fleet: Fleet, cfg: PipelineBenchConfig) -> tuple[int, int]:
@@ -123,23 +124,25 @@ def produce_history(settings: Settings, fleet: Fleet, cfg: PipelineBenchConfig) 
     return n_wl, n_node
 
 
-def sustained_rate(points: list[tuple[float, int]], total: int, window: tuple[float, float] = WINDOW) -> float:
-    """Records/s between the first observations at or past ``window[0]`` and ``window[1]`` of ``total``.
+def sustained_window(
+    points: list[tuple[float, int, float]], total: int, window: tuple[float, float] = WINDOW
+) -> tuple[tuple[float, int, float], tuple[float, int, float]]:
+    """The first observations at or past ``window[0]`` and ``window[1]`` of ``total`` records.
 
-    ``points`` are (time, committed) polls; only the first poll that sees a new committed value is
-    kept, so both ends are commit instants seen the same way.
+    ``points`` are (time, committed, worker CPU seconds) polls; only the first poll that sees a new
+    committed value counts, so both ends are commit instants seen the same way.
     """
-    firsts: list[tuple[float, int]] = []
-    for t, c in points:
-        if not firsts or c != firsts[-1][1]:
-            firsts.append((t, c))
-    lo = next(((t, c) for t, c in firsts if c >= window[0] * total), None)
-    hi = next(((t, c) for t, c in firsts if c >= window[1] * total), None)
+    firsts: list[tuple[float, int, float]] = []
+    for p in points:
+        if not firsts or p[1] != firsts[-1][1]:
+            firsts.append(p)
+    lo = next((p for p in firsts if p[1] >= window[0] * total), None)
+    hi = next((p for p in firsts if p[1] >= window[1] * total), None)
     if lo is None or hi is None or hi[0] <= lo[0]:
         if len(firsts) < 2 or firsts[-1][0] <= firsts[0][0]:
             raise PipelineBenchError("too few progress observations to measure a rate; use more records")
         lo, hi = firsts[0], firsts[-1]
-    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+    return lo, hi
 
 
 def measure_throughput(
@@ -148,7 +151,7 @@ def measure_throughput(
     n_wl, n_node = produce_history(settings, fleet, cfg)
     if progress:
         progress(f"produced {n_wl} workload and {n_node} node usage records; starting the worker")
-    points: list[tuple[float, int]] = []
+    points: list[tuple[float, int, float]] = []
     started = time.perf_counter()
     with worker_process(
         settings, workdir, "throughput-worker", PLBA_FORECAST_INTERVAL_SECONDS=str(cfg.forecast_interval_seconds)
@@ -159,12 +162,18 @@ def measure_throughput(
             {"workload_usage": n_wl, "node_usage": n_node},
             cfg.timeout_seconds,
             progress,
-            on_poll=lambda t, c: points.append((t, c)),
+            on_poll=lambda t, c: points.append((t, c, worker.cpu_seconds())),
         )
-    rate = sustained_rate(points, n_wl)
-    lo = next(t for t, c in points if c >= WINDOW[0] * n_wl)
-    hi = next(t for t, c in points if c >= WINDOW[1] * n_wl)
-    return Throughput(rate, n_wl, n_node, hi - lo, time.perf_counter() - started)
+    lo, hi = sustained_window(points, n_wl)
+    seconds = hi[0] - lo[0]
+    return Throughput(
+        samples_per_second=(hi[1] - lo[1]) / seconds,
+        records=n_wl,
+        node_records=n_node,
+        window_seconds=seconds,
+        wall_seconds=time.perf_counter() - started,
+        cpu_utilization=(hi[2] - lo[2]) / seconds,
+    )
 
 
 # --- phase 2: the bound ----------------------------------------------------------------------
@@ -202,9 +211,10 @@ def raw_consume(settings: Settings, role: str, expected: int, timeout: float) ->
 
 @dataclass
 class UpdateCost:
-    update_us: float
+    update_us: float  # wall clock per sample, like the worker lives it
     decode_us: float
     samples: int
+    update_cpu_us: float  # CPU time of this thread per sample: what a busy machine does not inflate
 
 
 def measure_update_cost(
@@ -222,14 +232,21 @@ def measure_update_cost(
     records = [wl_codec.decode(raw) for raw in wl_values]
     decode = (time.perf_counter() - t) / max(1, len(records))
     lo, hi = int(WINDOW[0] * len(records)), int(WINDOW[1] * len(records))
-    timed = 0.0
+    timed = cpu_lo = cpu_hi = 0.0
     clock = time.perf_counter
     for i, rec in enumerate(records):
+        if i == lo:
+            cpu_lo = time.thread_time()
+        elif i == hi:
+            cpu_hi = time.thread_time()
         t = clock()
         stage.on_workload_usage(rec)
         if lo <= i < hi:
             timed += clock() - t
-    return UpdateCost(timed / max(1, hi - lo) * 1e6, decode * 1e6, hi - lo)
+    if hi >= len(records):
+        cpu_hi = time.thread_time()
+    n = max(1, hi - lo)
+    return UpdateCost(timed / n * 1e6, decode * 1e6, hi - lo, (cpu_hi - cpu_lo) / n * 1e6)
 
 
 # --- phase 3: decision latency ---------------------------------------------------------------
@@ -486,7 +503,10 @@ def run_pipeline_bench(
         "ratio_to_bound": round(tp.samples_per_second / bound, 3),
         "raw_consume_per_second": round(raw_rate, 1),
         "model_update_us": round(cost.update_us, 1),
+        "model_update_cpu_us": round(cost.update_cpu_us, 1),
         "decode_us": round(cost.decode_us, 1),
+        "worker_cpu_utilization": round(tp.cpu_utilization, 2),
+        "samples_per_cpu_second": round(tp.samples_per_second / tp.cpu_utilization, 1) if tp.cpu_utilization else None,
         "decision_latency_ms": {
             "p50": round(lat.p50_ms, 1),
             "p99": round(lat.p99_ms, 1),
@@ -540,8 +560,17 @@ def format_table(result: dict[str, Any]) -> str:
         ("worker throughput", f"{result['samples_per_second']:,.0f} samples/s", "target ≥ 20,000"),
         ("bound", f"{result['bound_samples_per_second']:,.0f} samples/s", result["bound_formula"]),
         ("ratio to bound", f"{result['ratio_to_bound']:.0%}", "target ≥ 50 %"),
+        (
+            "worker CPU",
+            f"{result['worker_cpu_utilization']:.2f} cores",
+            f"{result['samples_per_cpu_second'] or 0:,.0f} samples per CPU second",
+        ),
         ("raw consume", f"{result['raw_consume_per_second']:,.0f} records/s", "plain confluent-kafka consumer"),
-        ("model update", f"{result['model_update_us']:,.1f} µs/sample", "ForecastStage.on_workload_usage"),
+        (
+            "model update",
+            f"{result['model_update_us']:,.1f} µs/sample",
+            f"ForecastStage.on_workload_usage ({result['model_update_cpu_us']:,.1f} µs CPU)",
+        ),
         ("decode", f"{result['decode_us']:,.1f} µs/sample", "validating codec"),
         ("decision latency p50", f"{lat['p50']:,.0f} ms", f"{lat['orders']} orders, {lat['clock']}"),
         ("decision latency p99", f"{lat['p99']:,.0f} ms", "target ≤ 250 ms"),
