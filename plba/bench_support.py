@@ -1,4 +1,5 @@
-"""Support of the pipeline benchmark: a synthetic fleet's usage records, private topics, a worker process.
+"""Support of the pipeline benchmark: its configuration, a synthetic fleet's usage records, private topics,
+a worker process.
 
 Kept apart from :mod:`plba.bench_pipeline` (the measurements) so each reads in one sitting.
 """
@@ -51,6 +52,32 @@ _KAFKA_FIELDS = (
 
 class PipelineBenchError(RuntimeError):
     """The pipeline benchmark could not complete (no broker, a worker died, a phase timed out)."""
+
+
+@dataclass(frozen=True)
+class PipelineBenchConfig:
+    workloads: int = 2000
+    samples_per_workload: int = 30
+    interval_seconds: float = 5.0  # sampling interval of the throughput records (agents' default)
+    forecast_interval_seconds: float = 30.0  # decoupled: forecasts no more often than decisions are made
+    load_rate: float = 5000.0
+    load_seconds: float = 20.0
+    decision_interval_seconds: float = 1.0
+    # 1 s samples with a 60 s horizon give the forecasters the same 6 x 10 steps as 5 s samples
+    # with the default 300 s horizon in the throughput phase.
+    latency_horizon_seconds: float = 60.0
+    warmup_seconds: float = 3.0
+    hot_share: float = 0.3  # share of the latency phase's nodes that turn hot
+    timeout_seconds: float = 300.0  # per phase
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        if self.workloads < 1 or self.samples_per_workload < 2:
+            raise ValueError("need at least 1 workload and 2 samples per workload")
+        if self.load_rate <= 0 or self.load_seconds <= 0 or self.interval_seconds <= 0:
+            raise ValueError("load rate, load seconds and the interval must be positive")
+        if self.decision_interval_seconds <= 0 or not 0 < self.hot_share <= 1:
+            raise ValueError("decision interval must be positive and hot share in (0, 1]")
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -178,7 +205,7 @@ def delete_prefixed(settings: Settings, timeout: float = 30.0) -> list[str]:
     prefix = settings.topic_prefix
     if not prefix.startswith("bench-"):
         raise TopicAdminError(f"refusing to delete topics under {prefix!r}: not a benchmark prefix")
-    admin = AdminClient(settings.confluent_config())
+    admin = AdminClient({**settings.confluent_config(), "log_level": 4})
     doomed = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix)]
     if doomed:
         for fut in admin.delete_topics(doomed, request_timeout=timeout).values():

@@ -65,6 +65,13 @@ def _interrupt(_signo: int, _frame: Any) -> None:
     help="Latency phase: the worker's PLBA_DECISION_INTERVAL_SECONDS.",
 )
 @click.option(
+    "--hot-share",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Latency phase: share of the nodes that turn hot, one after another.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=10),
     default=300.0,
@@ -82,7 +89,7 @@ def _interrupt(_signo: int, _frame: Any) -> None:
 @setting_option("horizon_seconds")
 def bench_pipeline_cmd(
     workloads: int, samples_per_workload: int, load_rate: float, load_seconds: float, forecast_interval: float,
-    decision_interval: float, timeout: float, keep_logs: str | None, as_json: bool,
+    decision_interval: float, hot_share: float, timeout: float, keep_logs: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Measure the stream worker through Kafka: samples/s vs the bound, and decision latency under load."""
     from pathlib import Path
@@ -94,7 +101,8 @@ def bench_pipeline_cmd(
         cfg = PipelineBenchConfig(
             workloads=workloads, samples_per_workload=samples_per_workload, load_rate=load_rate,
             load_seconds=load_seconds, forecast_interval_seconds=forecast_interval,
-            decision_interval_seconds=decision_interval, timeout_seconds=timeout,
+            decision_interval_seconds=decision_interval,
+            hot_share=hot_share, timeout_seconds=timeout,
         )  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
