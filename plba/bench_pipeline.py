@@ -143,11 +143,12 @@ def raw_consume(
 ) -> tuple[float, list[bytes]]:
     """Read the ``expected`` records of ``role`` with a plain consumer; (records/s, values).
 
-    A first pass (not timed) connects, fetches the metadata and keeps the values. Then the records
-    are read again from the beginning of every partition (assigned directly: no group join), pass
-    after pass until ``min_seconds`` have passed, and the rate is records read / time taken, so a
-    small topic is not judged by one fetch round trip. ``consume`` takes batches, which is how a
-    Python consumer reads fastest.
+    The sustained rate of a consumer whose records are flowing: each pass assigns every partition
+    from the beginning (no group join) and is timed from its first batch to its last record,
+    counting the records after that first batch, so neither the connection nor the first fetch
+    round trip is counted. Passes repeat until ``min_seconds`` of reading are timed, so a small
+    topic is measured as well as a big one. ``consume`` takes batches, which is how a Python
+    consumer reads fastest. The first pass also keeps the values.
     """
     topic = settings.topic(role)
     c = Consumer(
@@ -155,35 +156,48 @@ def raw_consume(
     )
     deadline = time.monotonic() + timeout
 
-    def one_pass(keep: list[bytes] | None) -> int:
+    def one_pass(keep: list[bytes] | None) -> tuple[int, float]:
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        read = 0
+        read = counted = 0
+        first = last = 0.0
         while read < expected:
             if time.monotonic() > deadline:
                 raise PipelineBenchError(f"read {read} of {expected} {role} records within {timeout:.0f}s")
-            for msg in c.consume(num_messages=5000, timeout=0.5):
+            batch = c.consume(num_messages=1000, timeout=0.5)
+            if not batch:
+                continue
+            n = 0
+            for msg in batch:
                 value = msg.value()
                 if msg.error() is None and value is not None:
-                    read += 1
+                    n += 1
                     if keep is not None:
                         keep.append(value)
+            if read == 0:
+                first = time.perf_counter()
+            else:
+                counted += n
+            read += n
+            last = time.perf_counter()
         c.unassign()
-        return read
+        return counted, last - first
 
     values: list[bytes] = []
+    counted, seconds, passes = 0, 0.0, 0
     try:
         partitions = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
-        one_pass(values)
-        started = time.perf_counter()
-        read = 0
-        while True:
-            read += one_pass(None)
-            elapsed = time.perf_counter() - started
-            if elapsed >= min_seconds:
-                break
+        n, dt = one_pass(values)
+        counted, seconds, passes = n, dt, 1
+        while seconds < min_seconds and passes < 100:
+            n, dt = one_pass(None)
+            counted, seconds, passes = counted + n, seconds + dt, passes + 1
     finally:
         c.close()
-    return read / elapsed, values
+    if counted == 0 or seconds <= 0:
+        if min_seconds > 0:
+            raise PipelineBenchError(f"too few {role} records to time a raw read; use more records")
+        return 0.0, values  # only the values were wanted
+    return counted / seconds, values
 
 
 @dataclass
