@@ -57,12 +57,25 @@ def _failure_code(exc: BaseException, context: Any) -> str:
     return _code_name(context, grpc.StatusCode.UNKNOWN)
 
 
+def served_methods() -> list[tuple[str, str]]:
+    """(service, method) of every RPC an executor serves: the Executor service and health checks."""
+    from schemas import executor_pb2
+
+    service = executor_pb2.DESCRIPTOR.services_by_name["Executor"]
+    out = [(service.full_name, m.name) for m in service.methods]
+    out.append(("grpc.health.v1.Health", "Check"))
+    return out
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every call served; see the module docstring."""
 
     def __init__(self, metrics: NodeMetrics, clock: Callable[[], float] = time.perf_counter) -> None:
         self._metrics = metrics
         self._clock = clock
+        # The methods this server serves start at zero, so that rate() sees their first call.
+        for service, method in served_methods():
+            metrics.grpc_handling.labels(service, method)
 
     async def intercept_service(
         self,

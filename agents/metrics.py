@@ -232,6 +232,11 @@ class NodeMetrics:
             for phase in PHASES:
                 for outcome in PHASE_OUTCOMES:
                     self.migration_phases.labels(driver, phase, outcome)
+            # Histograms too: Prometheus' rate() sees a first observation only as a rise from an
+            # exported zero; a series born at 1 would never show the node's first migration.
+            self.migration_downtime.labels(driver)
+            for role in MIGRATION_ROLES:
+                self.migration_duration.labels(driver, role)
 
     # --- agent / producer helpers -----------------------------------------------------------------
     def record_skipped(self, reason: str, n: int = 1) -> None:

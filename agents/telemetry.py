@@ -419,6 +419,10 @@ class TelemetryAgent:
         if self._metrics is not None:
             self._metrics.samples_taken.labels("node").inc()
             self._metrics.samples_taken.labels("workload").inc(len(workload_records))
+            by_driver: dict[str, int] = dict.fromkeys(node.drivers, 0)
+            for wid in hosted:
+                by_driver[infos[wid].spec.driver] = by_driver.get(infos[wid].spec.driver, 0) + 1
+            self._metrics.set_hosted(by_driver)
         return [*workload_records, ("node_usage", node_record)]
 
     def _usages(self, now: float) -> list[Usage]:

@@ -228,12 +228,13 @@ def _announce(
 
 def run_demo(
     settings: Settings, cfg: DemoConfig, *, on_tick: Callable[[DemoState, float, list[str]], None] | None = None,
-    on_start: Callable[[dict[str, list[str]]], None] | None = None, log: Callable[[str], None] = print,
+    on_start: Callable[[dict[str, list[str]], Settings], None] | None = None, log: Callable[[str], None] = print,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the demo; returns the summary (the --json output).
 
     ``on_start`` receives the /metrics targets (``{"plba-worker": [...], "plba-node": [...]}``,
-    with ``cfg.metrics``) once everything runs, e.g. to point a Prometheus at them.
+    with ``cfg.metrics``) and the demo's settings (its topic prefix) once everything runs, e.g. to
+    point a Prometheus at them or to inject more events.
     """
     if cfg.real:
         raise DemoError("--real (QEMU and process workloads with real live migrations) is not available yet")
@@ -287,7 +288,7 @@ def run_demo(
         asyncio.run(_start_workloads(cfg, endpoints, placements, anchor=t0))
         consumer.start()
         if on_start is not None:
-            on_start(targets)
+            on_start(targets, settings)
         notes.append(f"{len(placements)} sim workloads following {cfg.trace} at x{cfg.speed:g} on {cfg.nodes} nodes")
         announced = False
         while (elapsed := time.time() - t0) < cfg.duration_seconds:

@@ -303,6 +303,9 @@ class StreamMetrics:
         for driver in DRIVERS:
             self.migrations_in_flight.labels(driver)
             self.migration_transferred.labels(driver)
+            # Histograms start at zero too, so that rate() sees the first migration of a driver.
+            self.migration_duration.labels(driver)
+            self.migration_downtime.labels(driver)
             for outcome in MIGRATION_OUTCOMES:
                 self.migrations.labels(driver, outcome)
 

@@ -323,6 +323,7 @@ class SourceMigration:
         )
         self.journal("completed", step)
         self.run_.publish(step)
+        self._observe(step)
         log.info("order %s: %s moved to %s (downtime %.3f s, %d bytes)", self.entry.order_id, self.wid,
                  self.order.target_node, step.downtime_seconds, step.transferred_bytes)  # fmt: skip
 
@@ -380,6 +381,7 @@ class SourceMigration:
         step = self.step(state, error=(code, message[:4000]), message=message[:4000])
         self.journal(state, step)
         self.run_.publish(step)
+        self._observe(step)
         log.info("order %s: %s (%s: %s)", entry.order_id, state, code, message)
 
     async def _handed_over(self) -> bool:

@@ -40,8 +40,8 @@ def test_closed_label_sets_start_at_zero(reg, m):
     assert reg.get_sample_value("plba_migrations_total", {"driver": "qemu", "outcome": "failed"}) == 0
     assert reg.get_sample_value("plba_dlq_writes_total", {"source": "workload_usage", "code": "invalid_json"}) == 0
     assert reg.get_sample_value("plba_hot_nodes", {"resource": "io"}) == 0
-    # Histograms are not pre-initialised: a quantile of nothing must read as no data.
-    assert reg.get_sample_value("plba_migration_duration_seconds_count", {"driver": "qemu"}) is None
+    # Histograms start at zero as well: rate() only sees a first observation as a rise from 0.
+    assert reg.get_sample_value("plba_migration_duration_seconds_count", {"driver": "qemu"}) == 0
 
 
 def test_rejections_and_dlq_keep_labels_bounded(reg, m):
