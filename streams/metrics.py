@@ -244,6 +244,11 @@ class StreamMetrics:
             "plba_hot_nodes", "Nodes whose upper forecast crosses their threshold, by resource", ["resource"],
             registry=r,
         )  # fmt: skip
+        self.shadow_score = Gauge(
+            "plba_shadow_score_ratio",
+            "Recommendations (recommend/shadow mode) scored against actual overloads: precision and recall",
+            ["measure"], registry=r,
+        )  # fmt: skip
         self.fleet_nodes = Gauge("plba_fleet_nodes", "Nodes in this process's cluster view", registry=r)
         self.fleet_utilization = Gauge(
             "plba_fleet_utilization_ratio",

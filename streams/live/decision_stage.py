@@ -15,6 +15,7 @@ from streams.decisions.cluster import ClusterView
 from streams.decisions.config import PolicyConfig
 from streams.decisions.orders import Decision
 from streams.decisions.safety import PolicyState
+from streams.decisions.shadow import ShadowScore, ShadowScorer
 from streams.live.cluster_state import LiveClusterState
 
 PolicyFn = Callable[[ClusterView, float, PolicyConfig, PolicyState], Decision]
@@ -36,10 +37,18 @@ class DecisionStage:
     policy_name: str = "predictive"
     _policy_state: dict[str, PolicyState] = field(default_factory=dict)
     _last_run: dict[str, float] = field(default_factory=dict)
+    # In recommend and shadow modes nobody acts, so what follows a recommendation is the
+    # counterfactual it was about: score it (precision/recall) against the actual utilization.
+    shadow: ShadowScorer | None = None
 
     def __post_init__(self) -> None:
         if self.policy_name not in POLICIES:
             raise ValueError(f"unknown policy {self.policy_name!r}; choose one of {', '.join(POLICIES)}")
+        if self.config.mode != "enforce" and self.shadow is None:
+            self.shadow = ShadowScorer()
+
+    def shadow_score(self) -> ShadowScore | None:
+        return None if self.shadow is None else self.shadow.score(self.state.latest_at)
 
     def due(self, now: float) -> list[str]:
         interval = self.config.decision_interval_seconds
@@ -56,9 +65,18 @@ class DecisionStage:
             view = self.state.view(pool, now)
             if not view.nodes:
                 continue
+            if self.shadow is not None:
+                for nid, node in view.nodes.items():
+                    for res in self.config.resources:
+                        cap = node.capacity.get(res) or 0.0
+                        if cap > 0:
+                            ratio = view.usage_of_node(nid, res) / cap
+                            self.shadow.observe(nid, res, now, ratio, self.config.trigger_ratio)
             decision = POLICIES[self.policy_name](
                 view, now, self.config, self._policy_state.setdefault(pool, PolicyState())
             )
+            if self.shadow is not None:
+                self.shadow.record(decision)
             orders = self._order_records(decision, view)
             for order in orders:
                 self.state.on_order(order)

@@ -85,6 +85,12 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
                     await send(explanations, explanation_codec, expl["node_id"], expl)
                 if metrics is not None:
                     metrics.record_decision(out)
+                    score = stage.shadow_score()
+                    if score is not None:
+                        for measure in ("precision", "recall"):
+                            value = getattr(score, measure)
+                            if value is not None:
+                                metrics.shadow_score.labels(measure).set(value)
             if outputs and metrics is not None:
                 # Once per batch of pool decisions, not per pool: the gauges describe the whole fleet.
                 observe_fleet(state, metrics, fleet, stage.config.trigger_ratio)

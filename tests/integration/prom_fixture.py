@@ -241,6 +241,8 @@ def exercise(stream: Any, fleet: Any, nodes: Sequence[Any], rng: random.Random, 
             "candidates": [{"workload_id": "w9", "excluded_by": "cooldown"}], "targets": []}  # fmt: skip
     stream.record_decision(SimpleNamespace(orders=[order], explanations=[acted, idle]))
     stream.hot_nodes.labels("cpu").set(rng.randint(0, 2))
+    stream.shadow_score.labels("precision").set(rng.random())
+    stream.shadow_score.labels("recall").set(rng.random())
     utilization = {}
     for resource in ("cpu", "memory", "io"):
         actual = rng.uniform(0.3, 0.7)

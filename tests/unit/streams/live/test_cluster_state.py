@@ -137,3 +137,24 @@ def test_decision_records_pass_their_contracts():
         codec("explanation").validate(expl)
     acted = [e for e in out.explanations if e["decision"] == "acted"]
     assert acted and acted[0]["order_ids"] == [out.orders[0]["order_id"]]
+
+
+def test_recommend_mode_scores_its_recommendations_against_what_happened():
+    st = LiveClusterState(horizons_seconds=(60.0, 120.0))
+    stage = DecisionStage(st, PolicyConfig(mode="recommend", decision_interval_seconds=5.0, persistence=1), "reactive")
+    assert stage.shadow is not None
+    for k in range(8):
+        at = T0 + 5 * k
+        st.on_node_usage(node("hot", at, 0.95, ["w-big", "w-lo"]))
+        st.on_node_usage(node("cool", at, 0.1, []))
+        st.on_workload_usage(wl("w-big", "hot", at, 5.6, priority=900))
+        st.on_workload_usage(wl("w-lo", "hot", at, 2.0, priority=1))
+        for out in stage.run_due():
+            assert all(o["dry_run"] for o in out.orders)
+    score = stage.shadow_score()
+    assert score is not None and score.true_positives >= 1 and score.precision == 1.0
+
+
+def test_enforce_mode_keeps_no_shadow_score():
+    stage = DecisionStage(LiveClusterState(horizons_seconds=(1.0,)), PolicyConfig(), "predictive")
+    assert stage.shadow_score() is None
