@@ -50,10 +50,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 from prometheus_client.gc_collector import GCCollector
@@ -61,6 +59,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from schemas.errors import ERROR_CODES
+from schemas.metrics_http import MetricsServer, serve_metrics
 from schemas.topics import TOPICS
 
 __all__ = [
@@ -491,49 +490,3 @@ class FleetMetrics:
                         self.recent_migrations.remove(workload)
                     except KeyError:
                         pass
-
-
-# --- serving ----------------------------------------------------------------------------------
-@dataclass
-class MetricsServer:
-    """A running ``/metrics`` endpoint; ``port`` is the bound port (useful with port 0)."""
-
-    addr: str
-    port: int
-    _server: WSGIServer
-    _thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.addr}]" if ":" in self.addr else self.addr
-        return f"http://{host}:{self.port}/metrics"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def serve_metrics(
-    registry: CollectorRegistry | Sequence[CollectorRegistry], port: int, addr: str = "127.0.0.1"
-) -> MetricsServer:
-    """Serve one or several registries on ``http://addr:port/metrics`` from a daemon thread.
-
-    ``port=0`` binds an ephemeral port; read it from the returned server's ``port``.
-    """
-    from prometheus_client import start_http_server
-
-    if isinstance(registry, CollectorRegistry):
-        target = registry
-    else:
-        target = CollectorRegistry(auto_describe=False)
-        for reg in registry:
-            target.register(reg)  # a registry is a collector; names are checked in each one
-    server, thread = start_http_server(port, addr=addr, registry=target)
-    return MetricsServer(addr, int(server.server_port), server, thread)
