@@ -68,7 +68,7 @@ class PipelineBenchConfig:
     latency_horizon_seconds: float = 60.0
     warmup_seconds: float = 3.0
     hot_share: float = 0.3  # share of the latency phase's nodes that turn hot
-    timeout_seconds: float = 300.0  # per phase
+    timeout_seconds: float = 300.0  # give up when the worker makes no progress for this long
     seed: int = 7
 
     def __post_init__(self) -> None:
@@ -326,9 +326,14 @@ def wait_consumed(
     progress: Progress | None = None,
     on_poll: Callable[[float, int], None] | None = None,
 ) -> None:
-    """Poll the worker's committed offsets until they reach ``targets`` (role -> records)."""
+    """Poll the worker's committed offsets until they reach ``targets`` (role -> records).
+
+    Gives up when they have not advanced for ``timeout`` seconds: a slow worker on a busy machine
+    may take long, a stuck one is reported.
+    """
     deadline = time.monotonic() + timeout
     last_report = 0.0
+    seen: dict[str, int] = {}
     while True:
         worker.check()
         done = {role: committed(settings, worker.group, role) for role in targets}
@@ -337,8 +342,10 @@ def wait_consumed(
             on_poll(time.perf_counter(), done.get("workload_usage", 0))
         if all(done[r] >= n for r, n in targets.items()):
             return
-        if now > deadline:
-            raise PipelineBenchError(f"the worker processed {done} of {targets} within {timeout:.0f}s")
+        if done != seen:
+            seen, deadline = done, now + timeout
+        elif now > deadline:
+            raise PipelineBenchError(f"the worker processed {done} of {targets} and nothing more for {timeout:.0f}s")
         if progress is not None and now - last_report >= 5.0:
             last_report = now
             progress("  worker committed " + ", ".join(f"{r} {done[r]}/{n}" for r, n in targets.items()))

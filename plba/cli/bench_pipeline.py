@@ -76,7 +76,7 @@ def _interrupt(_signo: int, _frame: Any) -> None:
     type=click.FloatRange(min=10),
     default=300.0,
     show_default=True,
-    help="Give up a phase after this many seconds.",
+    help="Give up when the worker has made no progress for this many seconds.",
 )
 @click.option(
     "--keep-logs",
