@@ -40,7 +40,7 @@ Default ports (``PLBA_METRICS_PORT``): worker 9400, dispatcher 9401, nodes 9410 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -48,7 +48,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from schemas.metrics_http import MetricsServer, serve_metrics
+from schemas.metrics_http import LabelCap, MetricsServer, serve_metrics
 
 __all__ = ["GRPC_BUCKETS", "LabelCap", "MetricsServer", "NodeMetrics", "serve_metrics"]
 
@@ -85,25 +85,6 @@ def _version() -> str:
         return version("plba")
     except PackageNotFoundError:
         return "unknown"
-
-
-class LabelCap:
-    """Keeps a label's value set bounded: known values pass, at most ``extra`` others are admitted
-    (first come), anything beyond becomes ``"other"``."""
-
-    def __init__(self, known: Iterable[str] = (), extra: int = 32) -> None:
-        self._seen: set[str] = set(known)
-        self._room = extra
-
-    def __call__(self, value: object) -> str:
-        text = str(value) if value is not None else "none"
-        if text in self._seen:
-            return text
-        if self._room > 0 and 0 < len(text) <= 64:
-            self._room -= 1
-            self._seen.add(text)
-            return text
-        return "other"
 
 
 class NodeMetrics:

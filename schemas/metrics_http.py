@@ -1,4 +1,4 @@
-"""Serving Prometheus registries over HTTP, shared by every PLBA process.
+"""Metric plumbing shared by every PLBA process: bounded label values and serving over HTTP.
 
 Node processes (``agents``) and stream workers (``streams``) both serve ``/metrics``; this is the
 one implementation, in the shared base package so that neither side imports the other.
@@ -7,13 +7,33 @@ one implementation, in the shared base package so that neither side imports the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry
 
-__all__ = ["MetricsServer", "serve_metrics"]
+__all__ = ["LabelCap", "MetricsServer", "serve_metrics"]
+
+
+class LabelCap:
+    """Keeps a label's value set bounded: known values pass, at most ``extra`` others are admitted
+    (first come), anything beyond becomes ``"other"``. Thread-safe enough for CPython: a racing
+    admission can exceed the cap by a value or two, never without bound."""
+
+    def __init__(self, known: Iterable[str] = (), extra: int = 32) -> None:
+        self._seen: set[str] = set(known)
+        self._room = extra
+
+    def __call__(self, value: object) -> str:
+        text = str(value) if value is not None else "none"
+        if text in self._seen:
+            return text
+        if self._room > 0 and 0 < len(text) <= 64:
+            self._room -= 1
+            self._seen.add(text)
+            return text
+        return "other"
 
 
 @dataclass

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
@@ -59,7 +59,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from schemas.errors import ERROR_CODES
-from schemas.metrics_http import MetricsServer, serve_metrics
+from schemas.metrics_http import LabelCap, MetricsServer, serve_metrics
 from schemas.topics import TOPICS
 
 __all__ = [
@@ -126,26 +126,6 @@ def _version() -> str:
         return version("plba")
     except PackageNotFoundError:
         return "unknown"
-
-
-class LabelCap:
-    """Keeps a label's value set bounded: known values pass, at most ``extra`` others are admitted
-    (first come), anything beyond becomes ``"other"``. Thread-safe enough for CPython: a racing
-    admission can exceed the cap by a value or two, never without bound."""
-
-    def __init__(self, known: Iterable[str] = (), extra: int = 32) -> None:
-        self._seen: set[str] = set(known)
-        self._room = extra
-
-    def __call__(self, value: object) -> str:
-        text = str(value) if value is not None else "none"
-        if text in self._seen:
-            return text
-        if self._room > 0 and 0 < len(text) <= 64:
-            self._room -= 1
-            self._seen.add(text)
-            return text
-        return "other"
 
 
 def _common(registry: CollectorRegistry, component: str, process_metrics: bool) -> None:
