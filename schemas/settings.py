@@ -94,6 +94,9 @@ class Settings:
     forecast_interval_seconds: float = _opt(
         0.0, "Min event-time seconds between two forecasts of a series (0: every sample)"
     )
+    forecast_snapshot_seconds: float = _opt(
+        300.0, "Event-time seconds between two saved snapshots of a forecaster (what a restart may lose)"
+    )
     forecast_horizons: str = _opt("", "Comma-separated forecast horizons in seconds (empty: 6 steps up to the horizon)")
 
     # --- gRPC security ------------------------------------------------------------------------
@@ -170,6 +173,8 @@ class Settings:
                 raise SettingsError(f"{env_var(name)}: port out of range: {getattr(self, name)}")
         if not 0 <= self.metrics_port < 65536:
             raise SettingsError(f"{env_var('metrics_port')}: port out of range: {self.metrics_port}")
+        if self.forecast_snapshot_seconds <= 0:
+            raise SettingsError(f"{env_var('forecast_snapshot_seconds')}: must be positive")
         if self.decision_interval_seconds <= 0 or self.forecast_interval_seconds < 0:
             raise SettingsError("the decision interval must be positive, the forecast interval not negative")
         if self.node_capacity_cores < 0:

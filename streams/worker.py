@@ -69,7 +69,11 @@ def build_worker(
     metrics = StreamMetrics(registry, component="worker")
     fleet = FleetMetrics(fleet_registry)
     hz = horizons(settings)
-    forecast_stage = ForecastStage(hz, forecast_interval_seconds=settings.forecast_interval_seconds)
+    forecast_stage = ForecastStage(
+        hz,
+        forecast_interval_seconds=settings.forecast_interval_seconds,
+        snapshot_interval_seconds=settings.forecast_snapshot_seconds,
+    )
     forecasting.register(app, settings, forecast_stage, metrics)
     state = LiveClusterState(horizons_seconds=hz)
     stage = DecisionStage(state, policy_config(settings, base_policy), settings.policy)

@@ -16,6 +16,7 @@ from plba.cli.options import kafka_options, setting_option, settings
 @setting_option("horizon_seconds")
 @setting_option("forecast_horizons")
 @setting_option("forecast_interval_seconds")
+@setting_option("forecast_snapshot_seconds")
 @setting_option("metrics_port")
 def worker_cmd() -> None:
     """Run the stream worker: forecasts every workload and node, decides and emits orders.

@@ -31,7 +31,9 @@ def sample(wid: str, k: int, node: str = "n1") -> dict:
 
 
 def _env(s):
-    return settings_env(s, PLBA_WORKER_DISPATCH="false", PLBA_FORECAST_HORIZONS="5,30,60")
+    return settings_env(
+        s, PLBA_WORKER_DISPATCH="false", PLBA_FORECAST_HORIZONS="5,30,60", PLBA_FORECAST_SNAPSHOT_SECONDS="30"
+    )
 
 
 def cpu_forecasts(records: list[dict], wid: str) -> list[dict]:
