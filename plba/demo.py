@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,15 +343,3 @@ def summary(state: DemoState, cfg: DemoConfig, interrupted: bool, workdir: Path)
         "interrupted": interrupted,
         "logs": str(workdir),
     }
-
-
-@contextlib.contextmanager
-def no_children_left() -> Iterator[None]:
-    """For tests: assert that the demo leaves no child process behind."""
-    import psutil
-
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    yield
-    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()]
-    if left:
-        raise DemoError(f"processes left behind: {[p.pid for p in left]}")
