@@ -241,14 +241,40 @@ def send(p: Producer, topic: str, key: bytes, value: bytes) -> None:
             p.poll(0.05)
 
 
-def committed(settings: Settings, group: str, role: str) -> int:
-    """Sum of ``group``'s committed offsets on the topic of ``role`` (records it has processed)."""
+def committed(settings: Settings, group: str, role: str, attempts: int = 20) -> int:
+    """Sum of ``group``'s committed offsets on the topic of ``role`` (records it has processed).
+
+    Retries retriable broker answers: while the worker's group forms, or the group coordinator
+    moves, the broker says NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for a moment.
+    """
+    tps = [TopicPartition(settings.topic(role), p) for p in range(TOPICS[role].partitions)]
     c = Consumer({**settings.confluent_config(), "group.id": group, "enable.auto.commit": False})
     try:
-        tps = [TopicPartition(settings.topic(role), p) for p in range(TOPICS[role].partitions)]
-        return sum(max(0, tp.offset) for tp in c.committed(tps, timeout=10))
+        for attempt in range(attempts):
+            try:
+                return sum(max(0, tp.offset) for tp in c.committed(tps, timeout=10))
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in _COORDINATOR_MOVING)
+                if not retriable or attempt == attempts - 1:
+                    raise
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")
     finally:
         c.close()
+
+
+# Answers that mean "ask again shortly": librdkafka does not always flag them retriable here.
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
 
 
 class WorkerProcess:
