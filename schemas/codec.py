@@ -8,7 +8,8 @@ never another exception type — a consumer can route the record to the DLQ and 
 Validation order, so each failure gets its precise code: size (``too_large``), JSON syntax
 (``invalid_json``), top-level object (``not_an_object``), ``schema_version`` (an integer other
 than 1 is ``unknown_schema_version``), the JSON Schema (``schema_violation``), then the
-cross-field rules of :mod:`schemas.rules` (``rule_violation``).
+cross-field rules of :mod:`schemas.rules` (``rule_violation``). Consumers then call
+:func:`check_clock` (``clock_skew``): whether an instant is plausible depends on their clock.
 
 Speed: the generated fast check (:mod:`schemas.fastcheck`) accepts valid records; only a record it
 rejects goes through ``jsonschema``, the reference, which lists the violations.
@@ -29,6 +30,7 @@ from jsonschema.exceptions import ValidationError
 
 from schemas import registry
 from schemas.errors import (
+    CLOCK_SKEW,
     EMPTY_VALUE,
     INVALID_JSON,
     NOT_AN_OBJECT,
@@ -248,6 +250,43 @@ class Codec:
 
     def _too_large(self, size: int) -> str:
         return f"record is {size} bytes, over the limit of {self.max_bytes} bytes"
+
+
+# --- clock skew ----------------------------------------------------------------------------------
+# Instants a consumer checks against its own clock: the record's sampling/issue time and, for
+# events, the window. A schema-valid timestamp may still be absurd (a node whose clock fell back
+# to 1970, a typo a decade ahead); such a record would poison forecasters and decisions, so
+# consumers refuse it with its own code. The bounds are wide on purpose: synthetic benchmarks run
+# weeks ahead in event time, and trace replays keep their original 2011+ timestamps.
+CLOCK_FIELDS: dict[str, tuple[str, ...]] = {
+    "workload_usage": ("sampled_at",),
+    "node_usage": ("sampled_at",),
+    "event": ("starts_at", "ends_at", "issued_at"),
+    "policy": ("updated_at",),
+    "order": ("issued_at",),
+}
+EARLIEST_PLAUSIBLE_AT = 946_684_800.0  # 2000-01-01T00:00:00Z
+MAX_FUTURE_SECONDS = 366 * 86400.0
+
+
+def check_clock(type_name: str, record: Mapping[str, Any], now: float) -> None:
+    """Raise :class:`ContractError` (``clock_skew``) if an instant of a valid record is far off ``now``.
+
+    Runs after :meth:`Codec.decode` (the fields have their types) on the consumer side only: what
+    is plausible depends on the consumer's clock, not on the contract.
+    """
+    found = []
+    for name in CLOCK_FIELDS.get(type_name, ()):
+        at = record.get(name)
+        if not isinstance(at, int | float) or isinstance(at, bool):
+            continue
+        if at < EARLIEST_PLAUSIBLE_AT:
+            found.append(Violation(f"$.{name}", f"{at} is before 2000-01-01 (a reset or unset clock?)"))
+        elif at > now + MAX_FUTURE_SECONDS:
+            days = (at - now) / 86400.0
+            found.append(Violation(f"$.{name}", f"{at} is {days:.0f} days ahead of this consumer's clock"))
+    if found:
+        raise ContractError(type_name, CLOCK_SKEW, found)
 
 
 _codecs: dict[tuple[str, int], Codec] = {}

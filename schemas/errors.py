@@ -20,6 +20,7 @@ UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
 SCHEMA_VIOLATION = "schema_violation"
 RULE_VIOLATION = "rule_violation"
 NOT_SERIALIZABLE = "not_serializable"
+CLOCK_SKEW = "clock_skew"  # a well-formed timestamp far from any plausible clock (see codec.check_clock)
 
 ERROR_CODES = (
     INVALID_JSON,
@@ -30,6 +31,7 @@ ERROR_CODES = (
     SCHEMA_VIOLATION,
     RULE_VIOLATION,
     NOT_SERIALIZABLE,
+    CLOCK_SKEW,
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from schemas.cloudevents import event_from_kafka, is_cloudevent
-from schemas.codec import Codec
+from schemas.codec import Codec, check_clock
 from schemas.errors import ContractError
 from streams.dlq import encode_envelope
 
@@ -63,6 +63,8 @@ async def intake(
                 value = event_from_kafka(msg.headers, raw, now=time.time(), max_bytes=codecs[role].max_bytes)
             else:
                 value = None if raw is None and role in tombstones else codecs[role].decode(raw)
+            if value is not None:
+                check_clock(codecs[role].type_name, value, time.time())
         except ContractError as exc:
             if owns_dlq is not None and role not in owns_dlq:
                 continue

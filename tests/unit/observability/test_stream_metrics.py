@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
+from schemas.errors import ERROR_CODES
 from streams.metrics import FleetMetrics, LabelCap, StreamMetrics, horizon_bucket, serve_metrics
 
 
@@ -51,7 +52,7 @@ def test_rejections_and_dlq_keep_labels_bounded(reg, m):
         m.record_dlq(f"someone.elses.topic.{i}", "schema_violation")
     assert _v(reg, "plba_records_rejected_total", topic="workload_usage", reason="schema_violation") == 1
     reasons = {s.labels["reason"] for f in reg.collect() if f.name == "plba_records_rejected" for s in f.samples}
-    assert len(reasons) <= 9 + 16  # the contract's codes + other + the cap
+    assert len(reasons) <= len(ERROR_CODES) + 1 + 16  # the contract's codes + other + the cap
     assert _v(reg, "plba_records_rejected_total", topic="workload_usage", reason="other") == 200 - 16
     assert _v(reg, "plba_dlq_writes_total", source="other", code="schema_violation") == 200
 
