@@ -28,11 +28,14 @@ from typing import Any
 import orjson
 
 from plba import localkafka
+from plba.demo_real import node_args as real_node_args
+from plba.demo_real import real_node_cores, sweep
 from plba.demo_view import DemoState
 from plba.topic_admin import create_topics, delete_topics
 from schemas.settings import Settings
 
-DEMO_ROLES = ("node_usage", "forecasts", "orders", "migrations", "explanations", "dlq")
+DEMO_ROLES = ("node_usage", "workload_usage", "forecasts", "orders", "migrations", "explanations", "dlq")
+DECISION_INTERVAL_SECONDS = 2.0
 # Alibaba machines that are busy for the whole trace (m_1933 and m_1946 idle, m_1932/m_1947 partial).
 DEFAULT_SERIES = (
     "m_1934", "m_1935", "m_1936", "m_1937", "m_1938", "m_1939", "m_1940",
@@ -65,6 +68,14 @@ class DemoConfig:
             raise DemoError(f"--duration must be at least 20 s, not {self.duration_seconds:g}")
         if self.speed <= 0:
             raise DemoError("--speed must be positive")
+        if self.real:
+            from plba.demo_real import REAL_NODES
+
+            self.nodes = REAL_NODES  # the real demo's plan is made for three nodes
+
+    @property
+    def horizon_seconds(self) -> float:
+        return 20 * self.interval_seconds
 
 
 @dataclass
@@ -75,14 +86,20 @@ class Placement:
     priority: int
     offset_seconds: float
     memory: str = "512M"
+    driver: str = "sim"  # sim; with --real: process (a CPU burner) or qemu (a VM)
+    cores: float = 1.0  # cores at 100 % of the series
 
 
 def plan(cfg: DemoConfig) -> list[Placement]:
-    """Workloads per node, deterministic, mixed priorities.
+    """Workloads per node, deterministic, mixed priorities (``--real``: :func:`plba.demo_real.plan_real`).
 
     Node 0 gets one workload more than the others (it runs hot), the last node only one (the
     spare room a predictive move needs; a full cluster can only be explained, not helped).
     """
+    if cfg.real:
+        from plba.demo_real import plan_real
+
+        return plan_real(cfg)
     out: list[Placement] = []
     k = 0
     for n in range(cfg.nodes):
@@ -178,8 +195,24 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _start_workloads(cfg: DemoConfig, endpoints: list[str], placements: list[Placement], anchor: float) -> None:
+def _spec(cfg: DemoConfig, p: Placement, anchor: float, settings: Settings) -> Any:
     from agents.drivers.base import WorkloadSpec
+
+    if p.driver != "sim":
+        from plba.demo_real import real_spec
+
+        return real_spec(cfg, p, anchor, settings.traces_dir)
+    return WorkloadSpec(
+        workload_id=p.workload_id, kind="vm", driver="sim", memory_bytes=_memory_bytes(p), cpu_cores=1.0,
+        priority=p.priority, app=f"app-{p.priority}",
+        params={"trace": cfg.trace, "series": p.series, "speed": str(cfg.speed),
+                "offset_seconds": str(p.offset_seconds), "anchor_at": f"{anchor:.3f}"},
+    )  # fmt: skip
+
+
+async def _start_workloads(
+    cfg: DemoConfig, endpoints: list[str], placements: list[Placement], anchor: float, settings: Settings
+) -> None:
     from agents.executor_client import ExecutorClient
 
     for ep in endpoints:
@@ -192,14 +225,9 @@ async def _start_workloads(cfg: DemoConfig, endpoints: list[str], placements: li
             else:
                 raise DemoError(f"node at {ep} did not become healthy")
     for p in placements:
-        spec = WorkloadSpec(
-            workload_id=p.workload_id, kind="vm", driver="sim", memory_bytes=512 * 2**20, cpu_cores=1.0,
-            priority=p.priority, app=f"app-{p.priority}",
-            params={"trace": cfg.trace, "series": p.series, "speed": str(cfg.speed),
-                    "offset_seconds": str(p.offset_seconds), "anchor_at": f"{anchor:.3f}"},
-        )  # fmt: skip
-        async with ExecutorClient(endpoints[p.node_index], timeout_seconds=10.0) as client:
-            await client.start_workload(spec)
+        # A VM's start writes its random RAM file first and QEMU is TCG on a busy host: be patient.
+        async with ExecutorClient(endpoints[p.node_index], timeout_seconds=60.0 if cfg.real else 10.0) as client:
+            await client.start_workload(_spec(cfg, p, anchor, settings))
 
 
 def _announce(
@@ -237,7 +265,10 @@ def run_demo(
     point a Prometheus at them or to inject more events.
     """
     if cfg.real:
-        raise DemoError("--real (QEMU and process workloads with real live migrations) is not available yet")
+        from plba.demo_real import qemu_binary
+
+        if qemu_binary() is None:
+            raise DemoError("--real needs QEMU: qemu-system-x86_64 is not on PATH (apt-get install qemu-system-x86)")
     started_broker = False
     if not settings.kafka_bootstrap:
         if not localkafka.running_pid(settings):
@@ -248,12 +279,14 @@ def run_demo(
     create_topics(settings)
     workdir = Path(tempfile.mkdtemp(prefix="plba-demo-"))
     procs = Processes()
-    state = DemoState()
+    state = DemoState(threshold=_policy_threshold())
     consumer = Consumer(settings, state)
     notes: list[str] = [f"topics: {settings.topic_prefix}*   logs: {workdir}"]
     placements = plan(cfg)
     node_ids = [f"node-{i}" for i in range(cfg.nodes)]
     interrupted = False
+    t0 = t_end = time.time()
+    stray: list[str] = []
 
     def _sigterm(_signo: int, _frame: Any) -> None:
         raise KeyboardInterrupt
@@ -262,13 +295,14 @@ def run_demo(
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm) if in_main else None
     try:
-        horizon = 20 * cfg.interval_seconds
+        horizon = cfg.horizon_seconds
         targets: dict[str, list[str]] = {"plba-worker": [], "plba-node": []}
         worker_metrics = _free_port() if cfg.metrics else 0
         if worker_metrics:
             targets["plba-worker"].append(f"127.0.0.1:{worker_metrics}")
         procs.start("worker", ["worker"], _env(
-            settings, PLBA_WORKER_ID=f"{settings.topic_prefix}worker", PLBA_DECISION_INTERVAL_SECONDS="2",
+            settings, PLBA_WORKER_ID=f"{settings.topic_prefix}worker",
+            PLBA_DECISION_INTERVAL_SECONDS=str(DECISION_INTERVAL_SECONDS),
             PLBA_HORIZON_SECONDS=f"{horizon:g}", PLBA_FORECAST_INTERVAL_SECONDS=f"{cfg.interval_seconds:g}",
             PLBA_METRICS_PORT=str(worker_metrics),
         ), workdir / "worker.log")  # fmt: skip
@@ -279,17 +313,21 @@ def run_demo(
             node_metrics = _free_port() if cfg.metrics else 0
             if node_metrics:
                 targets["plba-node"].append(f"127.0.0.1:{node_metrics}")
+            resources = (
+                real_node_args(cfg) if cfg.real
+                else ["--drivers", "sim", "--capacity-cores", f"{cfg.node_cores:g}", "--capacity-memory", "8G"]
+            )  # fmt: skip
             procs.start(nid, [
                 "node", "--node-id", nid, "--listen", ep, "--interval", f"{cfg.interval_seconds:g}",
-                "--labels", "pool=demo,zone=z1", "--drivers", "sim", "--capacity-cores", f"{cfg.node_cores:g}",
-                "--capacity-memory", "8G", "--state-dir", str(workdir / "nodes"), "--metrics-port", str(node_metrics),
+                "--labels", "pool=demo,zone=z1", *resources, "--state-dir", str(workdir / "nodes"),
+                "--metrics-port", str(node_metrics),
             ], _env(settings), workdir / f"{nid}.log")  # fmt: skip
         t0 = time.time()
-        asyncio.run(_start_workloads(cfg, endpoints, placements, anchor=t0))
+        asyncio.run(_start_workloads(cfg, endpoints, placements, anchor=t0, settings=settings))
         consumer.start()
         if on_start is not None:
             on_start(targets, settings)
-        notes.append(f"{len(placements)} sim workloads following {cfg.trace} at x{cfg.speed:g} on {cfg.nodes} nodes")
+        notes.append(_describe(cfg, placements))
         announced = False
         while (elapsed := time.time() - t0) < cfg.duration_seconds:
             if not announced and elapsed >= 0.25 * cfg.duration_seconds:
@@ -304,9 +342,16 @@ def run_demo(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-        procs.stop_all()
+        t_end = state.until = time.time()
+        # A second Ctrl-C must not cut the clean-up short (it would leave VMs running).
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            procs.stop_all()
+            stray = sweep(settings.topic_prefix, workdir)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, previous_int)
         time.sleep(1.0)  # let the last records arrive before the view stops reading
         consumer.stopped.set()
         if consumer.is_alive():
@@ -316,30 +361,103 @@ def run_demo(
                 delete_topics(settings)
         if started_broker:
             localkafka.down(settings, log=log)
-    return {**summary(state, cfg, interrupted, workdir), "topic_prefix": settings.topic_prefix}
+    replayed = _replay(state, cfg, placements, t0, t_end, log)
+    return {
+        **summary(state, cfg, placements, interrupted, workdir, replayed),
+        "stray_processes_stopped": stray,
+        "topic_prefix": settings.topic_prefix,
+    }
 
 
-def summary(state: DemoState, cfg: DemoConfig, interrupted: bool, workdir: Path) -> dict[str, Any]:
-    counts = state.counts()
+def _memory_bytes(p: Placement) -> int:
+    from plba.demo_real import PROCESS_MEMORY_BYTES, VM_MEMORY_BYTES
+
+    return {"qemu": VM_MEMORY_BYTES, "process": PROCESS_MEMORY_BYTES}.get(p.driver, 512 * 2**20)
+
+
+def _policy_threshold() -> float:
+    from streams.decisions import PolicyConfig
+
+    return PolicyConfig().trigger_ratio  # what the worker's policy triggers on (its defaults)
+
+
+def _describe(cfg: DemoConfig, placements: list[Placement]) -> str:
+    if not cfg.real:
+        return f"{len(placements)} sim workloads following {cfg.trace} at x{cfg.speed:g} on {cfg.nodes} nodes"
+    vms = sum(p.driver == "qemu" for p in placements)
+    return (
+        f"{len(placements) - vms} CPU-burning processes following {cfg.trace} at x{cfg.speed:g} and {vms} QEMU VMs "
+        f"on {cfg.nodes} nodes of {real_node_cores():g} cores"
+    )
+
+
+def _replay(
+    state: DemoState, cfg: DemoConfig, placements: list[Placement], t0: float, t_end: float, log: Callable[[str], None]
+) -> dict[str, dict[str, Any]] | None:
+    """The run's recorded load through the none / reactive / predictive replays (None if too short)."""
+    from plba.demo_replay import ReplayInput, replay
+
+    if t_end - t0 < 5 * cfg.interval_seconds:
+        return None
     with state.lock:
-        over = sum(r.over_seconds for r in state.nodes.values())
-        hot = sum(r.hot_seconds for r in state.nodes.values())
+        samples = {k: list(v) for k, v in state.workload_cpu.items()}
+    mem = {p.workload_id: _memory_bytes(p) for p in placements}
+    inp = ReplayInput(
+        workload_ids=[p.workload_id for p in placements], node_index=[p.node_index for p in placements],
+        priorities=[p.priority for p in placements], memory_bytes=[mem[p.workload_id] for p in placements],
+        n_nodes=cfg.nodes, capacity_cores=real_node_cores() if cfg.real else cfg.node_cores,
+        step_seconds=cfg.interval_seconds, start_at=t0, end_at=t_end,
+        horizons_seconds=tuple(cfg.horizon_seconds / 6 * k for k in range(1, 7)),
+        decision_interval_seconds=DECISION_INTERVAL_SECONDS,
+    )  # fmt: skip
+    try:
+        return replay(inp, samples)
+    except Exception as exc:  # noqa: BLE001 - the live run's summary must survive a replay failure
+        log(f"the reactive replay failed: {exc!r}")
+        return None
+
+
+def summary(
+    state: DemoState, cfg: DemoConfig, placements: list[Placement], interrupted: bool, workdir: Path,
+    replayed: dict[str, dict[str, Any]] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The --json output. Overload figures are node-seconds above the policy's trigger ratio:
+    measured live (``overload_node_seconds``), and replayed on the same recorded load."""
+    from plba.demo_real import migration_kinds
+
+    counts = state.counts()
+    over, saturated = state.overload_seconds()
+    with state.lock:
+        migrations = migration_kinds(dict(state.migrations), list(state.orders))
     mae = state.forecast_mae()
+
+    def replay_over(policy: str) -> float | None:
+        return None if replayed is None else float(replayed[policy]["overload_node_seconds"])
+
+    reactive = replay_over("reactive")
     return {
         "nodes": cfg.nodes,
         "duration_seconds": cfg.duration_seconds,
         "trace": cfg.trace,
-        "workloads": len(plan(cfg)),
+        "real": cfg.real,
+        "workloads": len(placements),
         "orders": counts["orders"],
         "migrations_completed": counts["migrations_completed"],
         "migrations_failed": counts["migrations_failed"],
         "migrations_in_flight_at_end": counts["migrations_in_flight"],
         "total_downtime_seconds": round(state.downtime_seconds(), 6),
+        "overload_threshold_ratio": state.threshold,
         "overload_node_seconds": round(over, 3),
-        "hot_node_seconds": round(hot, 3),
+        "saturated_node_seconds": round(saturated, 3),
+        "reactive_overload_node_seconds": reactive,
+        "overload_seconds_avoided": None if reactive is None else round(reactive - over, 3),
+        "predictive_replay_overload_node_seconds": replay_over("predictive"),
+        "no_action_overload_node_seconds": replay_over("none"),
+        "reactive_replay_migrations": None if replayed is None else replayed["reactive"]["migrations"],
         "forecast_mae": None if mae is None else round(mae, 4),
         "explanations": state.explanations,
         "dlq_records": state.dlq,
+        "migrations": migrations,
         "interrupted": interrupted,
         "logs": str(workdir),
     }

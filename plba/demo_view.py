@@ -6,6 +6,7 @@ live view and the final summary; it only keeps what they show.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ class NodeRow:
     forecast_lower: float | None = None
     model: str = ""
     samples: int = 0
-    over_seconds: float = 0.0  # actual utilization above capacity (ratio > 1)
-    hot_seconds: float = 0.0  # actual utilization above the trigger threshold
+    # Actual utilization above the trigger threshold: the replay's "overload" (streams.decisions.replay).
+    over_seconds: float = 0.0
+    # Actual utilization at capacity (the agent clips the ratio at 1.0: demand may have been higher).
+    saturated_seconds: float = 0.0
 
 
 @dataclass
@@ -42,7 +45,10 @@ class DemoState:
     explanations: int = 0
     dlq: int = 0
     forecast_errors: list[float] = field(default_factory=list)  # |forecast(1 step) - actual|, ratio
+    # workload -> [(sampled_at, cpu cores)]: the load the run actually had, for the reactive replay.
+    workload_cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _pending: dict[str, tuple[float, float]] = field(default_factory=dict)  # node -> (due_at, predicted ratio)
+    until: float = math.inf  # the run's end: node samples after it (the shutdown) are not counted
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fold(self, role: str, rec: dict[str, Any]) -> None:
@@ -51,6 +57,10 @@ class DemoState:
                 self._node_usage(rec)
             elif role == "forecasts" and rec.get("subject_kind") == "node" and rec.get("resource") == "cpu":
                 self._node_forecast(rec)
+            elif role == "workload_usage":
+                self.workload_cpu.setdefault(rec["workload_id"], []).append(
+                    (float(rec["sampled_at"]), float(rec["cpu_cores_used"]))
+                )
             elif role == "orders":
                 self.orders.append(rec)
             elif role == "migrations":
@@ -66,11 +76,11 @@ class DemoState:
         row.capacity_cores = float(rec["capacity"]["cpu_cores"])
         row.workloads = len(rec["workloads"])
         row.samples += 1
-        dt = float(rec["interval_seconds"])
-        if row.cpu_ratio > 1.0:
-            row.over_seconds += dt
+        dt = float(rec["interval_seconds"]) if rec["sampled_at"] <= self.until else 0.0
         if row.cpu_ratio > self.threshold:
-            row.hot_seconds += dt
+            row.over_seconds += dt
+        if row.cpu_ratio >= 1.0:
+            row.saturated_seconds += dt
         due = self._pending.get(row.node_id)
         if due is not None and rec["sampled_at"] >= due[0]:
             self.forecast_errors.append(abs(due[1] - row.cpu_ratio))
@@ -97,6 +107,12 @@ class DemoState:
             "migrations_failed": sum(states.count(s) for s in ("failed", "rolled_back", "rejected", "expired")),
             "migrations_in_flight": sum(1 for s in states if s not in TERMINAL),
         }
+
+    def overload_seconds(self) -> tuple[float, float]:
+        """(node-seconds above the threshold, node-seconds at capacity), measured."""
+        with self.lock:
+            rows = list(self.nodes.values())
+        return sum(r.over_seconds for r in rows), sum(r.saturated_seconds for r in rows)
 
     def downtime_seconds(self) -> float:
         with self.lock:
@@ -130,7 +146,7 @@ def render(state: DemoState, elapsed: float, duration: float, notes: list[str]) 
         orders = list(state.orders)[-6:]
         migrations = dict(state.migrations)
     orders_t = Table(title="orders (newest last)", expand=True)
-    for col in ("workload", "from → to", "reason", "state"):
+    for col in ("workload", "from → to", "reason", "how", "state"):
         orders_t.add_column(col)
     for o in orders:
         m = migrations.get(o["order_id"], {})
@@ -140,7 +156,8 @@ def render(state: DemoState, elapsed: float, duration: float, notes: list[str]) 
         state_txt = m.get("state", "issued")
         if m.get("state") == "completed" and m.get("downtime_seconds") is not None:
             state_txt += f" ({m['downtime_seconds'] * 1000:.0f} ms down)"
-        orders_t.add_row(o["workload_id"], f"{o['source_node']} → {o['target_node']}", reason, state_txt)
+        how = m.get("method") or o.get("method", "")
+        orders_t.add_row(o["workload_id"], f"{o['source_node']} → {o['target_node']}", reason, how, state_txt)
     c = state.counts()
     footer = Text(
         f"orders {c['orders']}  migrations: {c['migrations_completed']} done, {c['migrations_in_flight']} in flight, "
