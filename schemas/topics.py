@@ -48,6 +48,11 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec("placements", "placements.v1", "workload_id", "compact", 6, None, "placement"),
         TopicSpec("explanations", "explanations.v1", "node_id", "delete", 6, 7 * _DAY_MS, "explanation"),
         TopicSpec("dlq", "dlq.v1", "source_topic", "delete", 3, 30 * _DAY_MS, "dlq"),
+        # Internal to the decision side (streams.decisions.sharding): its inputs re-keyed by pool,
+        # "<pool>|<role>|<id>" on partition hash(pool), compacted so a new owner rebuilds a pool's
+        # view; and node -> pool, read in full by every worker to route workload-level records.
+        TopicSpec("pool_state", "decision-pool-state.v1", "pool|role|id", "compact", 6, None, None),
+        TopicSpec("node_pools", "decision-node-pools.v1", "node_id", "compact", 3, None, None),
     )
 }
 

@@ -8,7 +8,7 @@ the compacted topics (policies, events, placements) and the latest usage and for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +198,24 @@ class LiveClusterState:
 
     def on_placement(self, rec: Mapping[str, Any]) -> None:
         self.placements[rec["workload_id"]] = rec["node_id"]
+
+    def drop_pools(self, pools: Collection[str]) -> None:
+        """Forget everything about ``pools`` (their shard moved to another worker).
+
+        Events and policies concern every pool and stay.
+        """
+        gone = {nid for nid, e in self.nodes.items() if e.node.pool in pools}
+        if not gone:
+            return
+        for nid in gone:
+            del self.nodes[nid]
+        wids = {wid for wid, w in self.workloads.items() if w.node_id in gone}
+        for wid in wids:
+            del self.workloads[wid]
+            self.placements.pop(wid, None)
+        self.in_flight = {w: f for w, f in self.in_flight.items() if w not in wids and f.source_node not in gone}
+        self.node_forecasts = {k: v for k, v in self.node_forecasts.items() if k[0] not in gone}
+        self.workload_forecasts = {k: v for k, v in self.workload_forecasts.items() if k[0] not in wids}
 
     # --- reading --------------------------------------------------------------------------
     def pools(self) -> list[str]:

@@ -6,7 +6,7 @@ makes the same orders (and the same deterministic order ids) as the live run did
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,15 +50,26 @@ class DecisionStage:
     def shadow_score(self) -> ShadowScore | None:
         return None if self.shadow is None else self.shadow.score(self.state.latest_at)
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float, pools: Collection[str] | None = None) -> list[str]:
         interval = self.config.decision_interval_seconds
-        return [p for p in self.state.pools() if now - self._last_run.get(p, float("-inf")) >= interval]
+        return [
+            p
+            for p in self.state.pools()
+            if (pools is None or p in pools) and now - self._last_run.get(p, float("-inf")) >= interval
+        ]
 
-    def run_due(self, now: float | None = None) -> list[DecisionOutput]:
-        """Decide for every pool whose interval has elapsed at event time ``now``."""
+    def forget(self, pools: Collection[str]) -> None:
+        """Drop the pools whose shard moved away: their view and their policy state."""
+        self.state.drop_pools(pools)
+        for pool in pools:
+            self._policy_state.pop(pool, None)
+            self._last_run.pop(pool, None)
+
+    def run_due(self, now: float | None = None, pools: Collection[str] | None = None) -> list[DecisionOutput]:
+        """Decide for every pool (of ``pools``, default all) whose interval has elapsed at event time ``now``."""
         now = self.state.latest_at if now is None else now
         out = []
-        for pool in self.due(now):
+        for pool in self.due(now, pools):
             if not self.state.complete(pool):
                 continue
             self._last_run[pool] = now

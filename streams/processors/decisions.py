@@ -1,21 +1,43 @@
-"""The decision processor: folds the cluster's topics into the live view and runs the policy.
+"""The decision processors, sharded by pool (ARCHITECTURE §6, §12).
 
-It consumes node usage, forecasts, policies, events, orders, migrations and placements, and
-emits orders and explanations. The policy itself is the pure :mod:`streams.decisions` core,
-driven through :class:`~streams.live.decision_stage.DecisionStage` at event time.
+Three parts, one module (see :mod:`streams.decisions.sharding` for the rules):
+
+* ``plba.decisions.route``: consumes node usage, workload usage, forecasts, policies, events,
+  migrations and placements (keyed by node, workload, subject…) and re-keys each record to its
+  pool on the compacted pool-state topic, partition ``hash(pool)``; events and policies go to
+  every partition. It owns the dead letters of forecasts, policies, migrations and placements.
+* a node-pools reader on every worker (no consumer group: every partition, from the start), so
+  that any router can resolve a workload's node to its pool;
+* ``plba.decisions``: consumes the pool-state partitions this worker owns, folds them into the
+  live view (:class:`~streams.live.cluster_state.LiveClusterState`) and runs the policy through
+  :class:`~streams.live.decision_stage.DecisionStage` at event time, for its own pools only.
+
+The pool-state topic is never committed (``acks=False``): a partition assigned to a worker, after
+a restart or a rebalance, is read from its beginning, which rebuilds the view of its pools from
+the compacted records; the worker decides for a pool only once its partition has caught up, so
+the catch-up (the records before the end offset at assignment) does not replay decisions at old
+event times. Revoked partitions' pools are dropped.
+The policy's own orders are written to the pool-state topic too, so a new owner knows them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import ssl
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import faust
+import orjson
 
 from schemas.codec import codec
 from schemas.settings import Settings
+from schemas.topics import TOPICS
 from streams.decisions.cluster import RESOURCES
+from streams.decisions.sharding import BROADCAST, PoolRouter, Routed, parse_key, pool_partition, state_key
 from streams.live.cluster_state import STALE_INTERVALS, LiveClusterState
 from streams.live.decision_stage import DecisionStage
 from streams.processors.intake import intake, publish
@@ -39,48 +61,108 @@ _RECORD_TYPE = {
 def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: Any = None, fleet: Any = None) -> None:
     roles = {settings.topic(r): r for r in INPUT_ROLES}
     codecs = {r: codec(_RECORD_TYPE[r], max_bytes=settings.max_record_bytes) for r in INPUT_ROLES}
+    partitions = TOPICS["pool_state"].partitions
     inputs = app.topic(*roles, value_type=bytes, key_type=bytes)
+    pool_state_name = settings.topic("pool_state")
+    # Never committed: an assigned partition is always read from its start (see the docstring).
+    pool_state = app.topic(pool_state_name, value_type=bytes, key_type=bytes, acks=False)
+    node_pools = app.topic(settings.topic("node_pools"), value_type=bytes, key_type=bytes)
     orders = app.topic(settings.topic("orders"), value_type=bytes, key_type=bytes)
     explanations = app.topic(settings.topic("explanations"), value_type=bytes, key_type=bytes)
     dlq = app.topic(settings.topic("dlq"), value_type=bytes, key_type=bytes)
     order_codec, explanation_codec = codec("order"), codec("explanation")
     state = stage.state
+    router = PoolRouter()
+    shard = _Shard(partitions)
 
     async def send(topic: Any, enc: Any, key: str, rec: dict[str, Any]) -> None:
         await publish(topic, enc, key, rec, dlq=dlq, processor="decisions", metrics=metrics)
 
-    cycle_time = metrics.processing_duration.labels("decisions") if metrics is not None else None
+    async def forward(routed: Iterable[Routed]) -> None:
+        for r in routed:
+            value = None if r.value is None else orjson.dumps(r.value)
+            targets = range(partitions) if r.pool == BROADCAST else (pool_partition(r.pool, partitions),)
+            for p in targets:
+                await pool_state.send(key=r.key, value=value, partition=p)
 
-    @app.agent(inputs, name="plba.decisions")
-    async def decisions(stream: Any) -> None:
+    @app.agent(inputs, name="plba.decisions.route")
+    async def route(stream: Any) -> None:
         async for rec in intake(
             stream, roles=roles, codecs=codecs, dlq_topic=dlq, processor="decisions",
             metrics=metrics, tombstones=frozenset({"policies"}), owns_dlq=DLQ_ROLES,
         ):  # fmt: skip
-            value = rec.value
-            if rec.role == "policies":
-                state.on_policy((rec.key or b"").decode(errors="replace"), value)
+            out, announce = router.route(rec.role, rec.value, (rec.key or b"").decode(errors="replace"))
+            if announce is not None and rec.value is not None:
+                node = rec.value["node_id"]
+                await node_pools.send(key=node.encode(), value=orjson.dumps({"node_id": node, "pool": announce}))
+            await forward(out)
+
+    @app.task
+    async def read_node_pools() -> None:
+        await _read_all(settings, settings.topic("node_pools"), TOPICS["node_pools"].partitions, learn)
+
+    async def learn(key: bytes | None, value: bytes | None) -> None:
+        try:
+            rec = orjson.loads(value) if value else None
+            node, pool = (rec["node_id"], rec["pool"]) if isinstance(rec, dict) else (None, None)
+        except (orjson.JSONDecodeError, KeyError):
+            node = pool = None
+        if not isinstance(node, str) or not isinstance(pool, str):
+            log.warning("decisions: ignoring a malformed node-pools record %r", key)
+            return
+        if router.pools.get(node) != pool:
+            await forward(router.learn(node, pool))
+
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        gone = {tp.partition for tp in revoked if tp.topic == pool_state_name}
+        if gone:
+            stage.forget(shard.revoke(gone))
+            shard.announce()
+
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        mine = [tp for tp in assigned if tp.topic == pool_state_name]
+        if not mine:
+            return
+        try:
+            ends = await app.consumer.highwaters(*mine)
+        except Exception as exc:  # noqa: BLE001 - unknown ends: decide as records come (logged)
+            log.warning("decisions: end offsets of %s unknown (%r)", pool_state_name, exc)
+            ends = {}
+        for tp in mine:
+            shard.catch_up[tp.partition] = int(ends.get(tp) or 0)
+
+    # Faust's signal typing wants a keyword-only ``signal``; the handlers take it in **kwargs.
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
+    app.on_partitions_assigned.connect(cast(Any, on_assigned))
+    cycle_time = metrics.processing_duration.labels("decisions") if metrics is not None else None
+
+    @app.agent(pool_state, name="plba.decisions")
+    async def decisions(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                pool, role, subject = parse_key(msg.key or b"")
+                value = None if event.value is None else orjson.loads(event.value)
+                _fold(state, role, subject, value)
+            except (ValueError, KeyError, TypeError) as exc:  # our own topic: a bug, not bad input
+                log.error("decisions: unusable pool-state record at %s@%s: %r", msg.partition, msg.offset, exc)
                 continue
-            assert value is not None
-            if rec.role == "node_usage":
-                state.on_node_usage(value)
-            elif rec.role == "workload_usage":
-                state.on_workload_usage(value)
-            elif rec.role == "forecasts":
-                state.on_forecast(value)
-            elif rec.role == "events":
-                state.on_event(value)
-            elif rec.role == "migrations":
-                state.on_migration(value)
-            elif rec.role == "placements":
-                state.on_placement(value)
+            if role == "node_usage":
+                shard.hold(pool)
+            if msg.partition not in shard.ready and msg.offset + 1 >= shard.catch_up.get(msg.partition, 0):
+                shard.ready.add(msg.partition)
+                shard.announce()
             started = time.perf_counter()
-            outputs = stage.run_due()
+            outputs = stage.run_due(pools=shard.deciding)
             if outputs and cycle_time is not None:
                 cycle_time.observe(time.perf_counter() - started)
             for out in outputs:
                 for order in out.orders:
                     await send(orders, order_codec, order["workload_id"], order)
+                    if not order.get("dry_run"):
+                        await forward([Routed(out.pool, state_key(out.pool, "orders", order["workload_id"]), order)])
                 for expl in out.explanations:
                     await send(explanations, explanation_codec, expl["node_id"], expl)
                 if metrics is not None:
@@ -88,12 +170,109 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
                     score = stage.shadow_score()
                     if score is not None:
                         for measure in ("precision", "recall"):
-                            value = getattr(score, measure)
-                            if value is not None:
-                                metrics.shadow_score.labels(measure).set(value)
+                            got = getattr(score, measure)
+                            if got is not None:
+                                metrics.shadow_score.labels(measure).set(got)
             if outputs and metrics is not None:
                 # Once per batch of pool decisions, not per pool: the gauges describe the whole fleet.
                 observe_fleet(state, metrics, fleet, stage.config.trigger_ratio)
+
+
+class _Shard:
+    """Which pools this worker holds, and which of them it may decide for (partition caught up)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.held: set[str] = set()
+        self.ready: set[int] = set()
+        # End offset of each partition when it was assigned: records before it are the rebuild.
+        self.catch_up: dict[int, int] = {}
+        self.deciding: frozenset[str] = frozenset()
+        self._said: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+    def hold(self, pool: str) -> None:
+        if pool not in self.held:
+            self.held.add(pool)
+            self.announce()
+
+    def revoke(self, gone: set[int]) -> list[str]:
+        self.ready -= gone
+        dropped = [p for p in self.held if pool_partition(p, self.partitions) in gone]
+        self.held.difference_update(dropped)
+        return dropped
+
+    def announce(self) -> None:
+        """Recompute the pools decided for; log the holding when it changes (tests read it)."""
+        self.deciding = frozenset(p for p in self.held if pool_partition(p, self.partitions) in self.ready)
+        said = (tuple(sorted(self.held)), tuple(sorted(self.deciding)))
+        if said != self._said:
+            self._said = said
+            log.info("decision shard: holding pools [%s]; deciding for [%s]", ",".join(said[0]), ",".join(said[1]))
+
+
+def _fold(state: LiveClusterState, role: str, subject: str, value: Any) -> None:
+    if role == "policies":
+        state.on_policy(subject, value)
+        return
+    if value is None:
+        return
+    fold = {
+        "node_usage": state.on_node_usage,
+        "workload_usage": state.on_workload_usage,
+        "forecasts": state.on_forecast,
+        "events": state.on_event,
+        "migrations": state.on_migration,
+        "placements": state.on_placement,
+        "orders": state.on_order,
+    }[role]
+    fold(value)
+
+
+async def _read_all(settings: Settings, topic: str, partitions: int, handle: Any) -> None:
+    """Read every partition of ``topic`` from its start and keep following it (no consumer group)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    while True:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", **_security(settings),
+        )  # fmt: skip
+        try:
+            await consumer.start()
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for msgs in batches.values():
+                    for m in msgs:
+                        await handle(m.key, m.value)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker may be away: retry, never kill the worker
+            log.warning("decisions: reading %s failed (%r); retrying", topic, exc)
+            await asyncio.sleep(2.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    """aiokafka's options for the same security as ``Settings.confluent_config()``."""
+    protocol = settings.kafka_security_protocol or "PLAINTEXT"
+    out: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+        out["ssl_context"] = context
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        out.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return out
 
 
 def observe_fleet(state: LiveClusterState, metrics: Any, fleet: Any, threshold: float) -> None:
@@ -102,6 +281,7 @@ def observe_fleet(state: LiveClusterState, metrics: Any, fleet: Any, threshold: 
     Reads the nodes straight from the live state, with the staleness rule of its views: building
     a full :meth:`~LiveClusterState.view` would resolve the policy of every workload in the fleet
     (hundreds of milliseconds at a few thousand workloads) for figures that only concern nodes.
+    With several workers each exports the nodes of the pools it holds.
     """
     now = state.latest_at
     live = [e for e in state.nodes.values() if now - e.seen_at <= STALE_INTERVALS * e.interval]
