@@ -123,6 +123,7 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())
         mine = [tp for tp in assigned if tp.topic == pool_state_name]
+        log.info("decision shard: assigned pool-state partitions [%s]", ",".join(str(p) for p in _parts(mine)))
         if not mine:
             return
         try:
@@ -208,6 +209,10 @@ class _Shard:
         if said != self._said:
             self._said = said
             log.info("decision shard: holding pools [%s]; deciding for [%s]", ",".join(said[0]), ",".join(said[1]))
+
+
+def _parts(tps: Iterable[Any]) -> list[int]:
+    return sorted(tp.partition for tp in tps)
 
 
 def _fold(state: LiveClusterState, role: str, subject: str, value: Any) -> None:
