@@ -40,7 +40,8 @@ def test_workload_records_wait_for_their_nodes_pool_keeping_the_latest_per_subje
     flushed = r.learn("n1", "blue")
     assert r.pending == 0
     got = {parse_key(o.key)[1]: o.value for o in flushed}
-    assert got["workload_usage"]["cpu_cores_used"] == 2.0 and "migrations" in got
+    latest = got["workload_usage"]
+    assert latest is not None and latest["cpu_cores_used"] == 2.0 and "migrations" in got
     assert all(o.pool == "blue" for o in flushed)
     out, _ = r.route("workload_usage", {"workload_id": "w", "node_id": "n1", "cpu_cores_used": 3.0})
     assert [o.pool for o in out] == ["blue"]
