@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from plba.topic_admin import create_topics
 from schemas.settings import Settings
 
 Progress = Callable[[str], None]
+# After a fault the pipeline gets this long (beyond the phase) to complete a migration again.
+MAX_WAIT_SECONDS = 150.0
+WARM_OBSERVATIONS = 12
 
 
 def _quiet(_msg: str) -> None:
@@ -110,6 +114,7 @@ def run_broker_restart(
         rig.start_nodes()
         rig.place_workloads()
         say(f"broker restart: {len(rig.workloads)} sim workloads on {len(rig.nodes)} nodes; running")
+        after = 0
         rig.run_for(phase_seconds)
         for trial in range(trials):
             say(f"broker restart {trial + 1}/{trials}: broker down for {outage_seconds:g} s")
@@ -117,13 +122,46 @@ def run_broker_restart(
             rig.run_for(outage_seconds)
             localkafka.up(s, log=_quiet)
             say(f"broker restart {trial + 1}/{trials}: broker up again")
-            rig.run_for(phase_seconds)
+            after += _until_a_migration(rig, phase_seconds)
         counts = _finish(rig, say)
     finally:
         rig.stop_all()
         localkafka.down(s, log=_quiet)
     counts["broker_restarts"] = trials
+    counts["migrations_after_faults"] = after
     return counts
+
+
+def _until_a_migration(rig: PipelineRig, phase_seconds: float, also: Callable[[], bool] | None = None) -> int:
+    """Run at least ``phase_seconds``, then until one more order completed (and ``also()``) or a
+    generous cap; returns how many orders completed meanwhile (the pipeline works after the fault)."""
+    before = rig.completed_orders()
+    rig.run_until(
+        lambda: bool(rig.completed_orders() - before) and (also is None or also()),
+        phase_seconds, phase_seconds + MAX_WAIT_SECONDS,
+    )  # fmt: skip
+    return len(rig.completed_orders() - before)
+
+
+def _warm(settings: Settings, cut: dict[int, int]) -> bool:
+    return max(_forecasts_since(settings, cut).values(), default=0) >= WARM_OBSERVATIONS
+
+
+def _forecasting(settings: Settings, cut: dict[int, int]) -> bool:
+    return bool(_forecasts_since(settings, cut))
+
+
+def _forecasts_since(settings: Settings, cut: dict[int, int]) -> dict[tuple[str, str], int]:
+    """Highest ``observations`` per cpu series among forecasts past ``cut`` (partition -> offset)."""
+    out: dict[tuple[str, str], int] = {}
+    for r in read_to_end(settings, "forecasts"):
+        if r.value is None or r.offset < cut.get(r.partition, 0):
+            continue
+        v = orjson.loads(r.value)
+        if v.get("resource") == "cpu":
+            series = (v["subject_kind"], v["subject"])
+            out[series] = max(out.get(series, 0), int(v.get("observations", 0)))
+    return out
 
 
 def run_worker_kill(
@@ -149,15 +187,22 @@ def run_worker_kill(
         rig.start_nodes()
         rig.place_workloads()
         say(f"worker kill: {len(rig.workloads)} sim workloads on {len(rig.nodes)} nodes; running")
-        rig.run_for(phase_seconds)
+        after = 0
+        cut: dict[int, int] = {}
         for trial in range(trials):
+            # Kill a worker that has learnt something: a series with a dozen samples (and so snapshots).
+            rig.run_until(
+                partial(_warm, s, cut),
+                phase_seconds if trial == 0 else 0.0, phase_seconds + MAX_WAIT_SECONDS,
+            )  # fmt: skip
             assert rig.worker is not None
             rig.worker.kill9()
             # Nothing more comes from the killed worker: forecasts past these offsets are the next one's.
-            cuts.append(end_offsets(s, "forecasts"))
+            cut = end_offsets(s, "forecasts")
+            cuts.append(cut)
             say(f"worker kill {trial + 1}/{trials}: killed with SIGKILL, restarting")
             rig.start_worker()
-            rig.run_for(phase_seconds)
+            after += _until_a_migration(rig, phase_seconds, also=partial(_forecasting, s, cut))
         counts = _finish(rig, say)
         counts.update(forecast_continuity(s, cuts))
     finally:
@@ -167,6 +212,7 @@ def run_worker_kill(
         except Exception as exc:  # noqa: BLE001 (a cleanup failure must not hide the result)
             say(f"worker kill: could not delete topics {s.topic_prefix}*: {exc}")
     counts["worker_kills"] = trials
+    counts["migrations_after_faults"] = after
     return counts
 
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,25 @@ class PipelineRig:
         while time.monotonic() < end:
             self.check_alive()
             time.sleep(0.5)
+
+    def run_until(self, done: Callable[[], bool], min_seconds: float, max_seconds: float) -> bool:
+        """Run at least ``min_seconds``, then until ``done()`` (checked every 2 s) or ``max_seconds``."""
+        self.run_for(min_seconds)
+        end = time.monotonic() + max(0.0, max_seconds - min_seconds)
+        while not done():
+            if time.monotonic() > end:
+                return False
+            self.run_for(2.0)
+        return True
+
+    def completed_orders(self) -> set[str]:
+        """Orders whose source executor journaled ``completed``."""
+        return {
+            str(r.get("order_id"))
+            for recs in self.journals().values()
+            for r in recs
+            if r.get("role") == "source" and r.get("phase") == "completed"
+        }
 
     # --- counts ---------------------------------------------------------------------------------
     def journals(self) -> dict[str, list[dict[str, Any]]]:
