@@ -29,7 +29,7 @@ import orjson
 
 from plba import localkafka
 from plba.demo_real import node_args as real_node_args
-from plba.demo_real import real_node_cores, sweep
+from plba.demo_real import real_node_cores, sweep, tidy
 from plba.demo_view import DemoState
 from plba.topic_admin import create_topics, delete_topics
 from schemas.settings import Settings
@@ -322,7 +322,7 @@ def run_demo(
                 "--labels", "pool=demo,zone=z1", *resources, "--state-dir", str(workdir / "nodes"),
                 "--metrics-port", str(node_metrics),
             ], _env(settings), workdir / f"{nid}.log")  # fmt: skip
-        t0 = time.time()
+        t0 = state.since = time.time()
         asyncio.run(_start_workloads(cfg, endpoints, placements, anchor=t0, settings=settings))
         consumer.start()
         if on_start is not None:
@@ -348,6 +348,7 @@ def run_demo(
         try:
             procs.stop_all()
             stray = sweep(settings.topic_prefix, workdir)
+            tidy(workdir)
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
@@ -428,7 +429,8 @@ def summary(
     counts = state.counts()
     over, saturated = state.overload_seconds()
     with state.lock:
-        migrations = migration_kinds(dict(state.migrations), list(state.orders))
+        migrations = migration_kinds(dict(state.migrations), list(state.orders), state.since)
+        by_node = {r.node_id: round(r.over_seconds, 3) for r in sorted(state.nodes.values(), key=lambda r: r.node_id)}
     mae = state.forecast_mae()
 
     def replay_over(policy: str) -> float | None:
@@ -448,6 +450,7 @@ def summary(
         "total_downtime_seconds": round(state.downtime_seconds(), 6),
         "overload_threshold_ratio": state.threshold,
         "overload_node_seconds": round(over, 3),
+        "overload_node_seconds_by_node": by_node,
         "saturated_node_seconds": round(saturated, 3),
         "reactive_overload_node_seconds": reactive,
         "overload_seconds_avoided": None if reactive is None else round(reactive - over, 3),

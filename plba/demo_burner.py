@@ -35,7 +35,9 @@ from agents.drivers.trace_series import TraceSeries, load_series
 
 STATE_FILE = "burner.json"
 PERIOD = 0.1  # seconds: short enough that a 1 s telemetry sample sees the target ratio
-DEBT_CAP = 0.3  # CPU seconds: a short starvation is made up within a few periods, a long one is dropped
+# CPU seconds: a short starvation is made up in the next period or two, a long one is dropped
+# (a burst would read as load the trace does not have).
+DEBT_CAP = 0.15
 
 
 def target_cores(series: TraceSeries, now: float, *, anchor: float, offset: float, speed: float, cores: float) -> float:

@@ -12,8 +12,10 @@ What differs from the sim demo is where load comes from and what a move does:
 
 Capacities are small on purpose: the host has 2 cores shared by the broker, the worker, three
 node processes and the workloads, so each node offers ``REAL_NODE_CORES`` of it. That is enough
-for node 0's two burners (up to ``2 x BURNER_CORES`` at the top of their series) to exceed it
-while the whole demo stays under one core of burning.
+for node 0's two burners (about 0.55 cores at the top of their series) to exceed it while the
+whole demo stays under one core of burning. The burner that may move is the bigger one, so a
+single move relieves node 0 even after the maintenance evacuation has brought node 1's small
+burner there.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
 REAL_NODES = 3
 REAL_NODE_CORES = 0.45  # cores each node offers: node 0's burners top out near 0.53, its neighbours idle
 REAL_NODE_MEMORY = "2G"
-BURNER_CORES = 0.4  # cores a burner uses at 100 % of its series
+# Cores a burner uses at 100 % of its series: node 0's high-priority one, its low-priority one
+# (the candidate), and node 1's small one.
+STAY_CORES, MOVE_CORES, SMALL_CORES = 0.3, 0.45, 0.1
 VM_MEMORY_BYTES = 64 << 20  # the size the QEMU tests use: TCG migrates it in seconds
 PROCESS_MEMORY_BYTES = 128 << 20
 # Step of the Alibaba series where node 0's two series climb together (m_1937: 35 -> 77 %,
@@ -61,10 +65,10 @@ def plan_real(cfg: DemoConfig) -> list[Placement]:
 
     offset = (RISE_STEP * 300.0) - RISE_AT_FRACTION * cfg.duration_seconds * cfg.speed
     return [
-        Placement("burn-0-a", 0, "m_1937", 800, offset, driver="process", cores=BURNER_CORES),
-        Placement("burn-0-b", 0, "m_1940", 10, offset, driver="process", cores=BURNER_CORES),
+        Placement("burn-0-a", 0, "m_1937", 800, offset, driver="process", cores=STAY_CORES),
+        Placement("burn-0-b", 0, "m_1940", 10, offset, driver="process", cores=MOVE_CORES),
         Placement("vm-1", 1, "", 10, 0.0, driver="qemu"),
-        Placement("burn-1-a", 1, "m_1936", 500, offset, driver="process", cores=BURNER_CORES / 3),
+        Placement("burn-1-a", 1, "m_1936", 500, offset, driver="process", cores=SMALL_CORES),
         Placement("vm-2", 2, "", 500, 0.0, driver="qemu"),
     ]
 
@@ -100,6 +104,12 @@ def real_spec(cfg: DemoConfig, p: Placement, anchor: float, traces_dir: Path) ->
     )  # fmt: skip
 
 
+def tidy(workdir: Path) -> None:
+    """Drop the VMs' RAM fill files (64 MiB per node) from the run's directory; the logs stay."""
+    for fill in workdir.glob("nodes/*/qemu/.fill"):
+        shutil.rmtree(fill, ignore_errors=True)
+
+
 def leftovers(prefix: str, workdir: Path) -> list[psutil.Process]:
     """Processes of this demo still alive: the demo's environment (nodes, workers, and the
     workloads and QEMUs they started inherit it) or its work directory on the command line."""
@@ -133,15 +143,23 @@ def sweep(prefix: str, workdir: Path, grace: float = 5.0) -> list[str]:
     return names
 
 
-def migration_kinds(migrations: dict[str, dict[str, Any]], orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every migration of the run: which workload, how (driver, method), why, and how it ended."""
-    reasons = {o["order_id"]: o for o in orders}
+def migration_kinds(
+    migrations: dict[str, dict[str, Any]], orders: list[dict[str, Any]], t0: float = 0.0
+) -> list[dict[str, Any]]:
+    """Every migration of the run: which workload, how (driver, method), why (with the order's
+    figures: source ratio now, predicted peak, lead time), when (seconds into the run), how it ended."""
+    by_id = {o["order_id"]: o for o in orders}
     out = []
     for order_id, m in sorted(migrations.items(), key=lambda kv: kv[1].get("at", 0.0)):
-        o = reasons.get(order_id, {})
+        o = by_id.get(order_id, {})
+        why = o.get("reason", {})
+        issued = o.get("issued_at")
         out.append({
             "workload_id": m["workload_id"], "driver": m.get("driver"), "method": m.get("method"),
-            "kind": _kind(m.get("method")), "reason": o.get("reason", {}).get("code"),
+            "kind": _kind(m.get("method")), "reason": why.get("code"),
+            "ordered_at_seconds": None if issued is None else round(issued - t0, 1),
+            "current_ratio": why.get("current_ratio"), "predicted_peak_ratio": why.get("predicted_peak_ratio"),
+            "lead_time_seconds": why.get("lead_time_seconds"),
             "from": m.get("source_node"), "to": m.get("target_node"), "state": m["state"],
             "downtime_seconds": m.get("downtime_seconds"), "transferred_bytes": m.get("transferred_bytes"),
         })  # fmt: skip

@@ -48,6 +48,7 @@ class DemoState:
     # workload -> [(sampled_at, cpu cores)]: the load the run actually had, for the reactive replay.
     workload_cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _pending: dict[str, tuple[float, float]] = field(default_factory=dict)  # node -> (due_at, predicted ratio)
+    since: float = 0.0  # the run's start (workloads placed)
     until: float = math.inf  # the run's end: node samples after it (the shutdown) are not counted
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -35,5 +35,13 @@ def test_demo_orders_and_completes_migrations_and_leaves_no_process(kafka_bootst
     assert result["migrations_failed"] == 0, result
     assert result["dlq_records"] == 0, result
     assert result["forecast_mae"] is not None
+    # The summary compares the run with a reactive replay of the load it recorded.
+    assert result["reactive_overload_node_seconds"] is not None, result
+    assert result["overload_seconds_avoided"] == pytest.approx(
+        result["reactive_overload_node_seconds"] - result["overload_node_seconds"], abs=0.01
+    )
+    assert [m["kind"] for m in result["migrations"] if m["state"] == "completed"] == ["simulated"] * result[
+        "migrations_completed"
+    ], result
     prefix = result["topic_prefix"]
     assert _demo_processes(prefix) == [], "the demo left processes behind"
