@@ -120,6 +120,10 @@ class LinkProxy:
         )
         return record
 
+    def heal(self) -> None:
+        """End an outage now (the link is also back by itself once its down time passed)."""
+        self._down_until = 0.0
+
     def _drop(self, pipe: _Pipe, *, reset: bool) -> None:
         self._pipes.discard(pipe)
         current = asyncio.current_task()
