@@ -68,6 +68,9 @@ def test_cuts_exactly_at_the_armed_bytes_resets_the_connection_and_heals():
             (cut,) = proxy.cuts
             assert cut.bytes_forwarded == 5000 and cut.connections_severed == 1
             assert proxy.forwarded == 6000
+            while received[0] < 6000:  # the upstream got every byte below the threshold, none after
+                await asyncio.sleep(0.01)
+            assert received[0] == 6000
             # Down: a new connection is reset at once.
             assert proxy.down
             r2, w2 = await asyncio.open_connection("127.0.0.1", proxy.port)
