@@ -72,9 +72,7 @@ def run_faults(
     unknown = [n for n in scenarios if n not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    merged: dict[str, Any] = {"trials": trials}
     per: dict[str, Any] = {}
-    errors = 0
     started = time.perf_counter()
     for name in scenarios:
         t0 = time.perf_counter()
@@ -85,22 +83,37 @@ def run_faults(
             if exc.name != "plba.faults.executor":
                 raise
             per[name] = {"error": "not available in this build (plba.faults.executor is missing)"}
-            errors += 1
             continue
         except Exception as exc:  # noqa: BLE001 (reported in the result; the other scenarios still run)
             say(f"{name}: ERROR {type(exc).__name__}: {exc}")
             per[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
-            errors += 1
             continue
         per[name] = {**counts, "seconds": round(time.perf_counter() - t0, 1)}
-        for key, value in counts.items():
-            if key == "trials" or isinstance(value, bool) or not isinstance(value, int):
-                continue
-            merged[key] = merged.get(key, 0) + value
-    merged["scenario_errors"] = merged.get("scenario_errors", 0) + errors
-    ordered = {k: merged[k] for k in HEADLINE if k in merged}
-    ordered.update({k: v for k, v in sorted(merged.items()) if k not in ordered})
-    ordered["scenarios"] = per
+    ordered = merge(trials, per)
     ordered["seconds"] = round(time.perf_counter() - started, 1)
     ordered["machine"] = machine()
     return ordered
+
+
+def merge(trials: int, per: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sum every integer count of the scenarios that ran under its own name; headline fields first.
+
+    ``trials`` is the requested number (scenarios report their own under ``scenarios``); a
+    scenario that failed (an ``error`` entry) adds one to ``scenario_errors``.
+    """
+    merged: dict[str, int] = {}
+    errors = 0
+    for counts in per.values():
+        if "error" in counts:
+            errors += 1
+            continue
+        for key, value in counts.items():
+            if key in ("trials", "seconds") or isinstance(value, bool) or not isinstance(value, int):
+                continue
+            merged[key] = merged.get(key, 0) + value
+    merged["trials"] = trials
+    merged["scenario_errors"] = merged.get("scenario_errors", 0) + errors
+    out: dict[str, Any] = {k: merged[k] for k in HEADLINE if k in merged}
+    out.update({k: v for k, v in sorted(merged.items()) if k not in out})
+    out["scenarios"] = per
+    return out

@@ -133,9 +133,14 @@ def run_broker_restart(
 
 
 def _until_a_migration(rig: PipelineRig, phase_seconds: float, also: Callable[[], bool] | None = None) -> int:
-    """Run at least ``phase_seconds``, then until one more order completed (and ``also()``) or a
-    generous cap; returns how many orders completed meanwhile (the pipeline works after the fault)."""
+    """Add a node and announce a maintenance window (orders follow), run at least ``phase_seconds``, then until one
+    more order completed (and ``also()``) or a generous cap; returns how many orders completed
+    meanwhile: the pipeline works after the fault."""
     before = rig.completed_orders()
+    # The traces may have filled every node by now (hot nodes with nowhere to go): add room, and
+    # declare a maintenance so that a move is due even if nothing runs hot.
+    rig.add_node()
+    rig.announce_maintenance()
     rig.run_until(
         lambda: bool(rig.completed_orders() - before) and (also is None or also()),
         phase_seconds, phase_seconds + MAX_WAIT_SECONDS,

@@ -109,6 +109,7 @@ class PipelineRig:
     nodes: list[Node] = field(default_factory=list)
     workloads: list[str] = field(default_factory=list)
     worker: Child | None = None
+    maintained: set[str] = field(default_factory=set)
 
     # --- processes ------------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
@@ -151,25 +152,33 @@ class PipelineRig:
         return self.worker
 
     def start_nodes(self) -> None:
-        state = self.workdir / "nodes"
         for i in range(self.cfg.nodes):
-            nid, port, mport = f"node-{i}", free_port(), free_port()
-            child = self._start(nid, [
-                "node", "--node-id", nid, "--listen", f"127.0.0.1:{port}", "--interval",
-                f"{self.cfg.interval_seconds:g}", "--labels", "pool=faults,zone=z1", "--drivers", "sim",
-                "--capacity-cores", f"{self.cfg.node_cores:g}", "--capacity-memory", "8G", "--state-dir", str(state),
-                "--metrics-port", str(mport),
-            ], self.env(PLBA_LOG_LEVEL="INFO"))  # fmt: skip
-            self.nodes.append(Node(nid, f"127.0.0.1:{port}", mport, child))
+            self.start_node(f"node-{i}")
+
+    def start_node(self, nid: str) -> Node:
+        port, mport = free_port(), free_port()
+        child = self._start(nid, [
+            "node", "--node-id", nid, "--listen", f"127.0.0.1:{port}", "--interval", f"{self.cfg.interval_seconds:g}",
+            "--labels", "pool=faults,zone=z1", "--drivers", "sim", "--capacity-cores", f"{self.cfg.node_cores:g}",
+            "--capacity-memory", "8G", "--state-dir", str(self.workdir / "nodes"), "--metrics-port", str(mport),
+        ], self.env(PLBA_LOG_LEVEL="INFO"))  # fmt: skip
+        node = Node(nid, f"127.0.0.1:{port}", mport, child)
+        self.nodes.append(node)
+        return node
+
+    def add_node(self) -> Node:
+        """One more empty node in the pool, serving: room the policy can move work to."""
+        node = self.start_node(f"node-{len(self.nodes)}")
+        asyncio.run(self._healthy([node]))
+        return node
 
     def place_workloads(self) -> None:
         asyncio.run(self._place(time.time()))
 
-    async def _place(self, anchor: float) -> None:
-        from agents.drivers.base import WorkloadSpec
+    async def _healthy(self, nodes: list[Node]) -> None:
         from agents.executor_client import ExecutorClient
 
-        for node in self.nodes:
+        for node in nodes:
             async with ExecutorClient(node.endpoint, timeout_seconds=5.0) as client:
                 deadline = time.monotonic() + 120
                 while True:
@@ -181,6 +190,12 @@ class PipelineRig:
                     if time.monotonic() > deadline:
                         raise FaultRunError(f"{node.node_id} did not become healthy; see {node.child.log}")
                     await asyncio.sleep(0.2)
+
+    async def _place(self, anchor: float) -> None:
+        from agents.drivers.base import WorkloadSpec
+        from agents.executor_client import ExecutorClient
+
+        await self._healthy(self.nodes)
         k = 0
         last = len(self.nodes) - 1
         for n, node in enumerate(self.nodes):
@@ -233,6 +248,37 @@ class PipelineRig:
                 return False
             self.run_for(2.0)
         return True
+
+    def announce_maintenance(self, starts_in: float = 6.0, lasts: float = 120.0) -> str | None:
+        """Declare a maintenance window soon on a node hosting workloads (the fewest, so the others
+        have room): the policy evacuates it, so migrations follow whatever the traces do.
+        Returns the node, or None when no node hosts anything."""
+        from agents.client import RecordPublisher
+        from agents.triggers import build_event, publish_event
+
+        hosted = asyncio.run(self._hosted())
+        busy = [(n, nid) for nid, n in hosted.items() if n > 0 and nid not in self.maintained]
+        if not busy:
+            return None
+        target = min(busy)[1]
+        self.maintained.add(target)
+        now = time.time()
+        event = build_event(
+            "maintenance", starts_at=now + starts_in, ends_at=now + starts_in + lasts, scope={"nodes": [target]},
+            now=now, reason="fault scenario: evacuate after the fault", source="faults",
+        )  # fmt: skip
+        with RecordPublisher(self.settings) as pub:
+            publish_event(pub, event)
+        return target
+
+    async def _hosted(self) -> dict[str, int]:
+        from agents.executor_client import ExecutorClient
+
+        out = {}
+        for node in self.nodes:
+            async with ExecutorClient(node.endpoint, timeout_seconds=30.0) as client:
+                out[node.node_id] = sum(1 for w in await client.list_workloads() if w.state == "running")
+        return out
 
     def completed_orders(self) -> set[str]:
         """Orders whose source executor journaled ``completed``."""
