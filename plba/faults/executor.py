@@ -70,6 +70,8 @@ FIELDS = (
     "phase_crash_unexpected_outcomes",
     "crash_points_not_reached",
     "link_cuts",
+    "qemu_link_cuts",
+    "qemu_link_cuts_skipped",
     "rollbacks",
     "target_aborts_after_cut",
     "moves_after_heal",
@@ -131,7 +133,7 @@ def workload_spec(driver: str, workdir: Path, state_bytes: int = 2 << 20) -> Wor
 
 def order(driver: str, source: str, target: str, *, issued_ago: float = 0.0, deadline: float = 90.0) -> dict[str, Any]:
     now = time.time()
-    kind, method = ("container", "snapshot") if driver == "process" else ("vm", "simulated")
+    kind, method = {"process": ("container", "snapshot"), "qemu": ("vm", "live")}.get(driver, ("vm", "simulated"))
     return {
         "schema_version": 1, "order_id": f"o-{uuid.uuid4().hex[:12]}", "workload_id": WORKLOAD, "kind": kind,
         "source_node": source, "target_node": target, "method": method,
@@ -378,6 +380,14 @@ async def _run(settings: Settings, workdir: Path, trials: int, tally: Tally) -> 
                 await guarded(f"crash {driver} {role}:{phase}",
                               phase_crash(settings, root, driver, role, phase, tally))  # fmt: skip
         await guarded("link cut", link_cut(settings, workdir / f"t{trial}-cut", tally))
+        from plba.faults.qemu_cut import link_cut_qemu, qemu_cut_possible  # it builds on this module
+
+        why_not = qemu_cut_possible()
+        if why_not is None:
+            await guarded("qemu link cut", link_cut_qemu(settings, tally))
+        else:
+            tally.add("qemu_link_cuts_skipped")
+            tally.say(f"qemu link cut skipped: {why_not}")
         await guarded("duplicates", duplicates(settings, workdir / f"t{trial}-dup", tally))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import socket
 import struct
@@ -201,3 +202,44 @@ def kill_sockets(port: int, host: str = "127.0.0.1") -> int:
         # ss prints a header then one line per socket it closed.
         killed += sum(1 for line in out.stdout.splitlines()[1:] if line.strip())
     return killed
+
+
+_ACKED = re.compile(r"bytes_acked:(\d+)")
+
+
+def bytes_acked_to(port: int, host: str = "127.0.0.1") -> int | None:
+    """Bytes the peer acknowledged on the established connection to ``host:port`` (the largest if
+    several), from the kernel (``ss -ti``); None while there is no such connection."""
+    ss = shutil.which("ss")
+    if ss is None:
+        raise RuntimeError("ss (iproute2) is not installed")
+    cmd = [ss, "-t", "-i", "-n", "-H", "state", "established", "dst", host, "dport", "=", str(port)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    found = [int(m) for m in _ACKED.findall(out.stdout)]
+    if not found and "ESTAB" not in out.stdout and str(port) not in out.stdout:
+        return None
+    return max(found, default=0)
+
+
+def can_kill_sockets() -> bool:
+    """Whether :func:`kill_sockets` works here: tried on a loopback connection of our own."""
+    if shutil.which("ss") is None:
+        return False
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                try:
+                    killed = kill_sockets(port)
+                except (RuntimeError, OSError, subprocess.SubprocessError):
+                    return False
+                if killed == 0:
+                    return False
+                try:
+                    client.sendall(b"x")
+                except OSError:
+                    return True  # the kernel closed it: the cut works
+                return False

@@ -91,3 +91,24 @@ def test_cuts_exactly_at_the_armed_bytes_resets_the_connection_and_heals():
             server.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_kill_sockets_severs_a_live_connection_where_the_kernel_allows_it():
+    import socket
+
+    from plba.faults.netcut import can_kill_sockets, kill_sockets
+
+    if not can_kill_sockets():
+        pytest.skip("ss -K is not permitted here (needs CAP_NET_ADMIN)")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                client.sendall(b"before")
+                assert accepted.recv(6) == b"before"
+                assert kill_sockets(port) >= 1  # one end; the other gets its reset
+                with pytest.raises(OSError):
+                    client.sendall(b"after")
