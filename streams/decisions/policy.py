@@ -95,6 +95,7 @@ class _Cycle:
         self.evacuating: set[str] = set()
         self.swaps_failed = 0
         self._estimates: dict[tuple[str, float], MigrationEstimate] = {}
+        self._sizes: dict[tuple[str, str], list[tuple[float, str]]] = {}
         self._explained_orders = 0
 
     def run(self) -> Decision:
@@ -190,16 +191,17 @@ class _Cycle:
         if full is not None:  # cheap: no search when no order could be admitted anyway
             self._explain(node.node_id, False, full, hs.resource, [], [], "limit reached this cycle", hs=hs)
             return
-        cands, notes = self._candidates(node, hs)
+        movable, notes = self._movable_here(node)
         targets: list[TargetNote] = []
-        if not cands:
+        if not movable:
             self._explain(node.node_id, False, "no_candidate", hs.resource, notes, targets, hs=hs)
             return
-        lead = min(c.estimate.duration_seconds for c in cands) + self.config.margin_seconds
+        lead = min(est.duration_seconds for _, est in movable) + self.config.margin_seconds
         if hs.breach_in_seconds > lead + self.config.decision_interval_seconds:
             msg = f"breach in {hs.breach_in_seconds:.0f}s, acting within {lead:.0f}s of it"
             self._explain(node.node_id, False, "lead_time", hs.resource, notes, targets, msg, hs=hs)
             return
+        cands = self._candidates(node, hs, movable)
         excess = hs.peak_ratio - hs.release_ratio
         passes = [[c for c in cands if c.after_ratio <= hs.release_ratio]]
         if self.config.allow_partial:
@@ -246,11 +248,10 @@ class _Cycle:
                 return True
         return False
 
-    def _candidates(self, node: Node, hs: Hotspot) -> tuple[list[_Candidate], list[CandidateNote]]:
+    def _movable_here(self, node: Node) -> tuple[list[tuple[Workload, MigrationEstimate]], list[CandidateNote]]:
+        """Workloads on ``node`` that may move now (with their estimates), and notes on the others."""
         notes: list[CandidateNote] = []
-        out: list[_Candidate] = []
-        cap = node.capacity[hs.resource]
-        now_load = self.view.usage_of_node(node.node_id, hs.resource)
+        movable: list[tuple[Workload, MigrationEstimate]] = []
         for wid in self.view.hosted_on(node.node_id):
             w = self.view.workloads[wid]
             blocked = self.gate.workload_block(w)
@@ -264,16 +265,28 @@ class _Cycle:
                     CandidateNote(wid, "sla_downtime", f"{est.downtime_seconds:.2f}s > {w.max_downtime_seconds}s")
                 )
                 continue
-            after = max(
-                self.proj.peak_after(node.node_id, hs.resource, minus=(wid,)),
-                (now_load - self.view.workload_usage.get((wid, hs.resource), 0.0)) / cap,
-            )
+            movable.append((w, est))
+        return movable, notes
+
+    def _candidates(
+        self, node: Node, hs: Hotspot, movable: list[tuple[Workload, MigrationEstimate]]
+    ) -> list[_Candidate]:
+        """The movable workloads ranked: lowest priority, then lowest cost (ARCHITECTURE §6.3)."""
+        cap = node.capacity[hs.resource]
+        now_load = self.view.usage_of_node(node.node_id, hs.resource)
+        # The hot node's predicted peak without each candidate, all at once (the hot path of a
+        # replay: every hot node, every cycle).
+        peaks = self.proj.peaks_without(node.node_id, hs.resource, [w.workload_id for w, _ in movable])
+        out: list[_Candidate] = []
+        usage = self.view.workload_usage
+        for (w, est), peak in zip(movable, peaks, strict=True):
+            after = max(peak, (now_load - usage.get((w.workload_id, hs.resource), 0.0)) / cap)
             max_down = w.max_downtime_seconds or 60.0
             young = 1.0 if self.now - w.started_at < self.config.young_age_seconds else 0.0
             cost = est.duration_seconds / 60.0 + est.downtime_seconds / max_down + young
             out.append(_Candidate(w.priority, cost, w, est, after))
         out.sort(key=lambda c: (c.priority, c.cost, c.workload.workload_id))
-        return out, notes
+        return out
 
     def _swap(self, node: Node, hs: Hotspot, cands: list[_Candidate], code: str) -> bool:
         """Exchange a large low-priority ``x`` here with a smaller ``y`` on a cool node.
@@ -292,8 +305,7 @@ class _Cycle:
                     continue
                 if self.gate.limits_block(node.node_id, b_id, node.pool, n=2) is not None:
                     break
-                sizes = {y: max(self.proj.workload(y, res)[0], default=0.0) for y in self.view.hosted_on(b_id)}
-                for y_id in sorted((y for y in sizes if sizes[y] < x_size), key=lambda y: (sizes[y], y)):
+                for y_id in self._by_size(b_id, res, x_size):
                     budget -= 1
                     if budget < 0:
                         break
@@ -322,6 +334,18 @@ class _Cycle:
                     return True
         self.swaps_failed += 1
         return False
+
+    def _by_size(self, node_id: str, res: str, below: float) -> list[str]:
+        """Workloads on ``node_id`` whose predicted peak is below ``below``, smallest first.
+
+        Sorted once per node and cycle: hosted lists do not change within a cycle.
+        """
+        key = (node_id, res)
+        ranked = self._sizes.get(key)
+        if ranked is None:
+            sizes = [(max(self.proj.workload(y, res)[0], default=0.0), y) for y in self.view.hosted_on(node_id)]
+            ranked = self._sizes[key] = sorted(sizes)
+        return [y for size, y in ranked if size < below]
 
     def _swap_fits(self, b_id: str, x: Workload, y: Workload) -> bool:
         b = self.view.nodes[b_id]

@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from streams.decisions.cluster import ClusterView, Node
 from streams.decisions.config import PolicyConfig
 from streams.decisions.safety import Gate, PolicyState
@@ -43,6 +45,8 @@ class Projection:
         self._wl: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
         self._bumped: dict[tuple[str, str], set[int]] = {}
         self.assessed: dict[tuple[str, str], float] = {}  # peak ratio of each node when assessed
+        self._fast = getattr(view.workload_forecasts, "moments", None)
+        self._rows = getattr(view.workload_forecasts, "moment_rows", None)
         self._peaks = [
             e
             for e in view.events
@@ -67,13 +71,35 @@ class Projection:
         return self.view.nodes[node_id].capacity.get(resource, 0.0)
 
     def workload(self, workload_id: str, resource: str) -> tuple[list[float], list[float]]:
-        """(mean, squared margin) of a workload's forecast."""
+        """(mean, squared margin) of a workload's forecast (never mutated: shared)."""
         key = (workload_id, resource)
         got = self._wl.get(key)
         if got is None:
+            # A replay's array-backed table hands the moments out directly (the same values).
+            fast = self._fast(workload_id, resource) if self._fast is not None else None
+            if fast is not None:
+                got = self._wl[key] = fast
+                return got
             mean, upper = self.view.workload_curve(workload_id, resource)
             got = self._wl[key] = (mean, [(u - m) ** 2 for m, u in zip(mean, upper, strict=True)])
         return got
+
+    def peaks_without(self, node_id: str, resource: str, workload_ids: Sequence[str]) -> list[float]:
+        """``peak_after(node_id, resource, minus=(w,))`` for each ``w``, in one vectorised pass."""
+        if not workload_ids:
+            return []
+        cap = self.capacity(node_id, resource)
+        mean, var = self.moments(node_id, resource)
+        if cap <= 0 or not mean:
+            return [0.0] * len(workload_ids)
+        rows = self._rows(workload_ids, resource) if self._rows is not None else None
+        if rows is None:
+            curves = [self.workload(w, resource) for w in workload_ids]
+            rows = np.asarray([c[0] for c in curves]), np.asarray([c[1] for c in curves])
+        m = np.maximum(np.asarray(mean) - rows[0], 0.0)
+        v = np.maximum(np.asarray(var) - rows[1], 0.0)
+        peaks: list[float] = ((m + np.sqrt(v)).max(axis=1) / cap).tolist()
+        return peaks
 
     def moments(self, node_id: str, resource: str) -> tuple[list[float], list[float]]:
         key = (node_id, resource)

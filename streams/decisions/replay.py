@@ -101,6 +101,32 @@ class _Table(Mapping[tuple[str, str], ResourceForecast]):
         self, index: Mapping[str, int], mean: np.ndarray, upper: np.ndarray, at: float, horizons: tuple[float, ...]
     ) -> None:
         self.index, self.mean, self.upper, self.at, self.horizons = index, mean, upper, at, horizons
+        self._sq: np.ndarray | None = None
+        self._lists: tuple[list[list[float]], list[list[float]]] | None = None
+
+    def _square(self) -> np.ndarray:
+        if self._sq is None:
+            self._sq = (self.upper - self.mean) ** 2
+        return self._sq
+
+    def moments(self, subject: str, resource: str) -> tuple[list[float], list[float]] | None:
+        """(mean, squared upper margin) as the projection wants them, without a ResourceForecast."""
+        i = self.index.get(subject) if resource == "cpu" else None
+        if i is None:
+            return None
+        if self._lists is None:  # one conversion per step beats one per workload looked at
+            self._lists = self.mean.tolist(), self._square().tolist()
+        return self._lists[0][i], self._lists[1][i]
+
+    def moment_rows(self, subjects: list[str], resource: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The same for several subjects at once, as (subjects, horizons) arrays."""
+        if resource != "cpu":
+            return None
+        try:
+            idx = [self.index[s] for s in subjects]
+        except KeyError:
+            return None
+        return self.mean[idx], self._square()[idx]
 
     def __getitem__(self, key: tuple[str, str]) -> ResourceForecast:
         got = self.get(key)
