@@ -459,6 +459,8 @@ def summary(
         "reactive_replay_migrations": None if replayed is None else replayed["reactive"]["migrations"],
         "forecast_mae": None if mae is None else round(mae, 4),
         "explanations": state.explanations,
+        "explanations_by_reason": dict(sorted(state.explained.items())),
+        "last_explanations": dict(sorted(state.last_explanation.items())),
         "dlq_records": state.dlq,
         "migrations": migrations,
         "interrupted": interrupted,

@@ -43,6 +43,8 @@ class DemoState:
     orders: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
     migrations: dict[str, dict[str, Any]] = field(default_factory=dict)  # order_id -> last status
     explanations: int = 0
+    explained: dict[str, int] = field(default_factory=dict)  # "node decision: reason" -> count
+    last_explanation: dict[str, str] = field(default_factory=dict)  # same key -> the last one, in a line
     dlq: int = 0
     forecast_errors: list[float] = field(default_factory=list)  # |forecast(1 step) - actual|, ratio
     # workload -> [(sampled_at, cpu cores)]: the load the run actually had, for the reactive replay.
@@ -68,6 +70,9 @@ class DemoState:
                 self.migrations[rec["order_id"]] = rec
             elif role == "explanations":
                 self.explanations += 1
+                key = f"{rec.get('node_id')} {rec.get('decision')}: {rec.get('reason')}"
+                self.explained[key] = self.explained.get(key, 0) + 1
+                self.last_explanation[key] = _why(rec)
             elif role == "dlq":
                 self.dlq += 1
 
@@ -127,6 +132,18 @@ class DemoState:
         return sum(errs) / len(errs) if errs else None
 
 
+def _why(rec: dict[str, Any]) -> str:
+    """One line from an explanation: its decision and reason, and why candidates and targets were excluded."""
+    parts = [f"{rec.get('decision')}: {rec.get('reason')}", str(rec.get("message") or "")]
+    for key, ident in (("candidates", "workload_id"), ("targets", "node_id")):
+        notes = [
+            f"{n.get(ident)} {n.get('excluded_by') or 'ok'} {n.get('detail') or ''}".strip() for n in rec.get(key) or ()
+        ]
+        if notes:
+            parts.append(f"{key}: " + "; ".join(notes))
+    return " | ".join(p for p in parts if p)
+
+
 def _bar(ratio: float, width: int = 20) -> Text:
     filled = max(0, min(width, round(ratio * width)))
     style = "red" if ratio > 1.0 else "yellow" if ratio > 0.85 else "green"
@@ -160,8 +177,10 @@ def render(state: DemoState, elapsed: float, duration: float, notes: list[str]) 
         how = m.get("method") or o.get("method", "")
         orders_t.add_row(o["workload_id"], f"{o['source_node']} → {o['target_node']}", reason, how, state_txt)
     c = state.counts()
+    over, _ = state.overload_seconds()
     footer = Text(
         f"orders {c['orders']}  migrations: {c['migrations_completed']} done, {c['migrations_in_flight']} in flight, "
-        f"{c['migrations_failed']} failed   explanations {state.explanations}   DLQ {state.dlq}"
+        f"{c['migrations_failed']} failed   overload {over:.0f} node·s (> {state.threshold:.0%})   "
+        f"explanations {state.explanations}   DLQ {state.dlq}"
     )
     return Group(nodes, orders_t, footer, *(Text(n, style="dim") for n in notes[-4:]))
