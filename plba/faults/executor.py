@@ -10,11 +10,15 @@ a) **crash at each migration phase**: for the ``process`` and ``sim`` drivers an
 b) **link cut mid-transfer**: the source reaches the target through a :class:`LinkProxy` that
    resets every connection once 1 MiB of an 8 MiB snapshot went through and keeps the link down
    for a few seconds. The migration must roll back, the target abort (once the link is back), the
-   workload run once on the source; then a new order over the healed link moves it.
+   workload run once on the source; then a new order over the healed link moves it. Where QEMU
+   runs, the same with a live migration: its pre-copy stream (QEMU to QEMU, no proxy on it) is
+   killed in the kernel once 32 MiB went over (plba/faults/qemu_cut.py).
 c) **duplicate and reordered orders**: the same order three times at once and twice after it
    finished; an older order racing a newer one for the same workload; an older order arriving
    after the newer one moved the workload. Each order may move the workload at most once, the
-   stale ones not at all.
+   stale ones not at all. Once through the dispatcher class over gRPC, once through the broker
+   and ``plba dispatcher`` processes, the second one reading every order again
+   (plba/faults/orders_kafka.py; skipped, and counted so, when no broker answers).
 
 Every figure is counted from what happened: the crashed node's exit code, the proxy's cuts, the
 outcomes the dispatcher received, the executors' journals on disk (each target journals every
@@ -77,6 +81,8 @@ FIELDS = (
     "moves_after_heal",
     "duplicate_orders_sent",
     "reordered_orders_sent",
+    "orders_redelivered",
+    "kafka_orders_skipped",
     "duplicate_migrations",
     "stale_orders_executed",
     "orders_moved_wrongly",
@@ -191,8 +197,8 @@ async def start_workload(node: NodeProcess, spec: WorkloadSpec) -> None:
 
 
 @contextlib.asynccontextmanager
-async def pair(settings: Settings, root: Path, drivers: str) -> Any:
-    a, b = NodeProcess(settings, "na", root, drivers), NodeProcess(settings, "nb", root, drivers)
+async def pair(settings: Settings, root: Path, drivers: str, **node_kw: Any) -> Any:
+    a, b = NodeProcess(settings, "na", root, drivers, **node_kw), NodeProcess(settings, "nb", root, drivers, **node_kw)
     try:
         yield a, b
     finally:
@@ -389,6 +395,9 @@ async def _run(settings: Settings, workdir: Path, trials: int, tally: Tally) -> 
             tally.add("qemu_link_cuts_skipped")
             tally.say(f"qemu link cut skipped: {why_not}")
         await guarded("duplicates", duplicates(settings, workdir / f"t{trial}-dup", tally))
+        from plba.faults.orders_kafka import kafka_orders  # it builds on this module
+
+        await guarded("orders through Kafka", kafka_orders(settings, workdir / f"t{trial}-kafka", tally))
 
 
 def run_executor_faults(
@@ -399,7 +408,7 @@ def run_executor_faults(
     ``duplicate_migrations``, ``stale_orders_executed``, ``orders_moved_wrongly``,
     ``phase_crash_unexpected_outcomes``, ``instances_not_exactly_one`` and ``scenario_errors``
     are 0 when the executors behave; ``phase_crashes`` is 15 per trial (8 crash points of a
-    process move, 7 of a sim move), ``link_cuts`` and ``rollbacks`` 1 per trial.
+    process move, 7 of a sim move), ``link_cuts`` and ``rollbacks`` 2 per trial (1 without QEMU).
     """
     if trials < 1:
         raise ValueError("trials: at least 1")

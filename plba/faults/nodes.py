@@ -40,8 +40,20 @@ def free_port() -> int:
 class NodeProcess:
     """One ``plba node`` process (executor only, no telemetry) on a fixed port."""
 
-    def __init__(self, settings: Settings, node_id: str, root: Path, drivers: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        node_id: str,
+        root: Path,
+        drivers: str,
+        *,
+        env: dict[str, str] | None = None,
+        telemetry: Sequence[str] = (),
+    ) -> None:
+        """``telemetry``: the node's telemetry options (e.g. ``--interval 1``); none: executor only."""
         self.settings = settings
+        self.env = dict(env or {})
+        self.telemetry = list(telemetry)
         self.node_id = node_id
         self.root = root
         self.state_dir = root / "state"
@@ -69,11 +81,13 @@ class NodeProcess:
                 env_var("traces_dir"): str(self.settings.traces_dir),
                 "PLBA_FAULT_CRASH_AT": crash_at,
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+                **self.env,
             }
         )
         cmd = [
             sys.executable, "-m", "plba.cli.main", "node", "--node-id", self.node_id, "--listen", self.endpoint,
-            "--state-dir", str(self.state_dir), "--drivers", self.drivers, "--no-telemetry",
+            "--state-dir", str(self.state_dir), "--drivers", self.drivers,
+            *(self.telemetry or ["--no-telemetry"]),
         ]  # fmt: skip
         with open(self.root / f"{self.node_id}-{self.starts}.log", "wb") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -1,11 +1,12 @@
 """Executor fault scenarios with real `plba node` processes (issue #9, item 1): every count measured.
 
 One trial of :func:`plba.faults.executor.run_executor_faults`: kill -9 at each crash point of a
-process move (8) and a sim move (7), a link cut in the middle of a snapshot transfer, and
-duplicate and reordered orders; with QEMU, a link cut in the middle of a live migration's
-pre-copy stream too. The faults must really have happened (15 crashes, one cut that
-severed a live connection, the duplicates sent) and the executors must have coped (the promised
-outcomes, one instance everywhere, no order moving a workload twice, no stale order executed).
+process move (8) and a sim move (7); a link cut in the middle of a snapshot transfer and, with
+QEMU, in the middle of a live migration's pre-copy stream; duplicate and reordered orders over
+gRPC and through the broker and `plba dispatcher`. The faults must really have happened (15
+crashes, cuts that severed live connections, the duplicates sent) and the executors must have
+coped (the promised outcomes, one instance everywhere, no order moving a workload twice, no
+stale order executed).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import pytest
 
 from plba.faults.executor import CRASH_CASES, CRASH_DRIVERS, crash_points, run_executor_faults
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # as tests/conftest.py
 
 
-def test_executor_faults_one_trial(base_settings, tmp_path):
+def test_executor_faults_one_trial(base_settings, kafka_bootstrap, tmp_path):
     lines: list[str] = []
     counts = run_executor_faults(base_settings, tmp_path, 1, lines.append)
     why = "\n".join(lines)
@@ -35,7 +36,10 @@ def test_executor_faults_one_trial(base_settings, tmp_path):
     if IN_CI or shutil.which("qemu-system-x86_64"):
         assert counts["qemu_link_cuts"] == 1, why
     assert counts["link_cuts"] == 1 + counts["qemu_link_cuts"], why
-    assert counts["duplicate_orders_sent"] == 4 and counts["reordered_orders_sent"] == 2, why
+    # Over gRPC: 4 duplicates, 2 stale orders; through Kafka: 2 duplicates, 2 stale, 4 orders read again.
+    assert counts["kafka_orders_skipped"] == 0, why
+    assert counts["duplicate_orders_sent"] == 6 and counts["reordered_orders_sent"] == 4, why
+    assert counts["orders_redelivered"] == 4, why
     # The executors coped.
     assert counts["scenario_errors"] == 0, why
     assert counts["phase_crash_unexpected_outcomes"] == 0, why
@@ -47,7 +51,7 @@ def test_executor_faults_one_trial(base_settings, tmp_path):
     assert counts["duplicate_migrations"] == 0, why
     assert counts["stale_orders_executed"] == 0 and counts["orders_moved_wrongly"] == 0, why
     # 15 crash scenarios, each cut and the move after it, the duplicates: one instance each time.
-    assert counts["instances_checked"] == len(points) + 2 * counts["link_cuts"] + 1, why
+    assert counts["instances_checked"] == len(points) + 2 * counts["link_cuts"] + 2, why
     assert counts["instances_not_exactly_one"] == 0 and counts["instances_on_wrong_node"] == 0, why
 
 
