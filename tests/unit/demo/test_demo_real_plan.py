@@ -5,8 +5,6 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-import pytest
-
 from agents.drivers.trace_series import load_series
 from plba import demo_real
 from plba.demo import DemoConfig, plan
@@ -28,10 +26,9 @@ def test_the_plan_puts_two_burners_on_node_0_and_vms_on_the_others():
     assert {p.driver for p in by_node[1]} == {"qemu", "process"} and [p.driver for p in by_node[2]] == ["qemu"]
     # The burner that may move is the lower-priority one.
     assert min(by_node[0], key=lambda p: p.priority).workload_id == "burn-0-b"
-    # At 45 % of the run the burners' trace reaches the step where node 0's series climb.
-    burner = by_node[0][0]
-    trace_at = burner.offset_seconds + demo_real.RISE_AT_FRACTION * cfg.duration_seconds * cfg.speed
-    assert trace_at == pytest.approx(demo_real.RISE_STEP * 300.0)
+    # Node 0's series climb within the run (at x300, one 5-minute step per second).
+    rise_at = (demo_real.RISE_STEP * 300.0 - by_node[0][0].offset_seconds) / cfg.speed
+    assert 0.25 * cfg.duration_seconds < rise_at < 0.6 * cfg.duration_seconds
     # Top of the climb: node 0's two burners together need more than the node offers.
     s = Settings()
     top = sum(
