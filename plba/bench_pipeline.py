@@ -211,7 +211,17 @@ class UpdateCost:
 def measure_update_cost(
     settings: Settings, wl_values: list[bytes], node_values: list[bytes], forecast_interval: float
 ) -> UpdateCost:
-    """Time ``ForecastStage.on_workload_usage`` on the decoded records, configured like the worker."""
+    """Time ``ForecastStage.on_workload_usage`` on the decoded records, configured like the worker
+    (its forecast cadence and its collector thresholds, :func:`streams.app.tuned_gc`)."""
+    from streams.app import tuned_gc
+
+    with tuned_gc():
+        return _time_updates(settings, wl_values, node_values, forecast_interval)
+
+
+def _time_updates(
+    settings: Settings, wl_values: list[bytes], node_values: list[bytes], forecast_interval: float
+) -> UpdateCost:
     from streams.live.forecast_stage import ForecastStage
     from streams.worker import horizons
 

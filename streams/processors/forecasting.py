@@ -20,13 +20,16 @@ from schemas.codec import codec
 from schemas.settings import Settings
 from schemas.topics import TOPICS
 from streams.live.forecast_stage import RESOURCES, ForecastStage
-from streams.processors.intake import intake, publish
+from streams.processors.intake import Record, intake, intake_batches, publish
 
 log = logging.getLogger(__name__)
 
 EVICT_EVERY_SECONDS = 60.0
 # Snapshots are tens of KB; Kafka's default message limit is 1 MB.
 MAX_SNAPSHOT_BYTES = 512 * 1024
+BATCH_SIZE = 500
+# A batch waits at most this long for more records: a small share of the decision latency budget.
+BATCH_WITHIN_SECONDS = 0.02
 
 
 def _state_key(subject: str, resource: str) -> bytes:
@@ -74,27 +77,51 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
             if not ok:
                 log.warning("forecaster snapshot of %s/%s is unusable; starting that series afresh", subject, res)
 
-    async def handle(kind: str, value: dict[str, Any]) -> None:
-        subject = value["workload_id"] if kind == "workload" else value["node_id"]
-        started = time.perf_counter()
-        if stage.needs_restore(subject):
-            restore(kind, subject)
-        out = stage.on_workload_usage(value) if kind == "workload" else stage.on_node_usage(value)
-        for (_subj, res), state in stage.due_snapshots(subject, value["sampled_at"]):
-            blob = orjson.dumps(state)
-            if len(blob) > MAX_SNAPSHOT_BYTES:
-                # Never let one oversized state stop the producer: skip it (the series relearns
-                # on restart) and say so.
-                log.error("forecaster state of %s/%s is %d bytes; not saved", subject, res, len(blob))
-                continue
-            tables[kind][_state_key(subject, res)] = blob
+    def save(kind: str, latest: dict[str, tuple[float, int]]) -> None:
+        """Write the due snapshots of the series of ``latest`` (subject -> newest sample time, partition).
+
+        A batch is processed outside Faust's per-event context, so the changelog partition is
+        given explicitly: the partition of the subject's usage records, as a write from inside
+        the stream would use (a rebalance moves the state with the records' partition).
+        """
+        table = tables[kind]
+        for subject, (at, partition) in latest.items():
+            for (_subj, res), state in stage.due_snapshots(subject, at):
+                blob = orjson.dumps(state)
+                if len(blob) > MAX_SNAPSHOT_BYTES:
+                    # Never let one oversized state stop the producer: skip it (the series relearns
+                    # on restart) and say so.
+                    log.error("forecaster state of %s/%s is %d bytes; not saved", subject, res, len(blob))
+                    continue
+                key = _state_key(subject, res)
+                table.send_changelog(partition, key, blob)
+                table.data[key] = blob
+
+    async def handle(kind: str, batch: list[Record]) -> None:
+        """Learn a batch of usage records, then save due snapshots once per series and publish."""
+        learn = stage.on_workload_usage if kind == "workload" else stage.on_node_usage
+        field_name = "workload_id" if kind == "workload" else "node_id"
         timer = latency[kind]
-        if timer is not None:
-            timer.observe(time.perf_counter() - started)
+        clock = time.perf_counter
+        latest: dict[str, tuple[float, int]] = {}
+        out: list[dict[str, Any]] = []
+        for rec in batch:
+            value = rec.value
+            if value is None:
+                continue
+            subject = value[field_name]
+            started = clock()
+            if stage.needs_restore(subject):
+                restore(kind, subject)
+            out += learn(value)
+            latest[subject] = (value["sampled_at"], rec.partition)
+            if timer is not None:
+                timer.observe(clock() - started)
+        save(kind, latest)
         published = 0
-        for rec in out:
+        for fc in out:
             published += await publish(
-                forecasts, forecast_codec, rec["subject"], rec, dlq=dlq, processor="forecasting", metrics=metrics
+                forecasts, forecast_codec, fc["subject"], fc, dlq=dlq, processor="forecasting", metrics=metrics
             )
         if metrics is not None:
             if published:
@@ -103,23 +130,23 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
                 metrics.observe_forecast(subject_kind, res, horizon, actual, lower, upper, mean=mean, scale=scale)
         stage.scored.clear()
 
+    # Usage records are learned in batches (what arrived within BATCH_WITHIN_SECONDS, at most
+    # BATCH_SIZE): the snapshots are then checked and written once per series and batch.
     @app.agent(workloads, name="plba.forecasting.workloads")
     async def forecast_workloads(stream: Any) -> None:
-        async for rec in intake(
-            stream, roles={wl_topic: "workload_usage"}, codecs=codecs, dlq_topic=dlq, processor="forecasting",
-            metrics=metrics,
+        async for batch in intake_batches(
+            stream, size=BATCH_SIZE, within=BATCH_WITHIN_SECONDS, roles={wl_topic: "workload_usage"},
+            codecs=codecs, dlq_topic=dlq, processor="forecasting", metrics=metrics,
         ):  # fmt: skip
-            assert rec.value is not None
-            await handle("workload", rec.value)
+            await handle("workload", batch)
 
     @app.agent(nodes, name="plba.forecasting.nodes")
     async def forecast_nodes(stream: Any) -> None:
-        async for rec in intake(
-            stream, roles={node_topic: "node_usage"}, codecs=codecs, dlq_topic=dlq, processor="forecasting",
-            metrics=metrics,
+        async for batch in intake_batches(
+            stream, size=BATCH_SIZE, within=BATCH_WITHIN_SECONDS, roles={node_topic: "node_usage"},
+            codecs=codecs, dlq_topic=dlq, processor="forecasting", metrics=metrics,
         ):  # fmt: skip
-            assert rec.value is not None
-            await handle("node", rec.value)
+            await handle("node", batch)
 
     @app.agent(events, name="plba.forecasting.events")
     async def follow_events(stream: Any) -> None:
