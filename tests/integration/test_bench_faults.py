@@ -1,4 +1,9 @@
-"""``plba bench faults --json`` with small sizes: every field measured, consistent, nothing left behind."""
+"""``plba bench faults --json`` with small sizes: every field measured, consistent, nothing left behind.
+
+Runs the bad-input and worker ``kill -9`` scenarios: this is also the worker-kill test (the
+whole pipeline, killed mid-stream and restarted: forecasts continue from restored state, no sample
+lost, no order carried out twice).
+"""
 
 from __future__ import annotations
 
@@ -56,7 +61,11 @@ def test_bench_faults_json_fields_consistent_and_cleaned_up(base_settings, kafka
     assert r["valid_records_in_dlq"] == 0 and r["valid_records_processed"] >= r["valid_records_injected"] > 0, r
     assert r["samples_sent"] > 0 and r["samples_lost"] == 0 and r["samples_unprocessed"] == 0, r
     assert r["duplicate_migrations"] == 0 and r["instances_not_exactly_one"] == 0, r
-    assert r["worker_crashes"] == 0 and r["forecast_series_cold"] == 0, r
+    assert r["samples_on_topics"] == r["samples_sent"] and r["samples_duplicated"] == 0, r
+    assert r["worker_crashes"] == 0 and r["worker_kills"] == 1, r
+    assert r["migrations_after_faults"] >= 1, r  # orders are carried out after the restart
+    # The restarted worker's forecasters continued from their snapshots (a cold one restarts at 1).
+    assert r["forecast_series_compared"] > 0 and r["forecast_series_cold"] == 0, r
     assert set(r["scenarios"]) == {"bad-input", "worker-kill"}
     assert all("error" not in v for v in r["scenarios"].values()), r["scenarios"]
     # Progress went to stderr, the JSON alone to stdout.

@@ -1,10 +1,10 @@
-"""The whole pipeline survives a worker ``kill -9`` and a broker restart, counted.
+"""The whole pipeline survives a broker restart, counted.
 
 Worker, dispatcher, four ``plba node`` processes with telemetry and ``sim`` workloads that migrate
-(the demo's layout). After each fault the pipeline must complete a migration again; at the end no
-telemetry sample is lost or duplicated, the worker processed every one, no order was carried out
-twice and every workload runs on exactly one node. After the kill the forecasters continue from
-their snapshots instead of starting cold.
+(the demo's layout), on a private broker that is stopped and started again. After the restart the
+pipeline must complete a migration again; at the end no telemetry sample is lost or duplicated,
+the worker processed every one, no order was carried out twice and every workload runs on exactly
+one node. (The worker ``kill -9`` scenario runs in test_bench_faults.py, through the command.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from plba import localkafka
-from plba.faults.pipeline import run_broker_restart, run_worker_kill
+from plba.faults.pipeline import run_broker_restart
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -30,20 +30,11 @@ def _assert_survived(r: dict) -> None:
     assert r["samples_unprocessed"] == 0, r
 
 
-def test_worker_kill_9_forecasts_continue_and_no_order_acted_on_twice(base_settings, kafka_bootstrap, tmp_path):
-    s = base_settings.replace(kafka_bootstrap=kafka_bootstrap)
-    r = run_worker_kill(s, tmp_path, trials=1, phase_seconds=15)
-    _assert_survived(r)
-    assert r["worker_kills"] == 1
-    assert r["forecast_series_compared"] > 0, r
-    assert r["forecast_series_cold"] == 0, r
-
-
-def test_broker_restart_loses_no_sample_and_duplicates_no_migration(base_settings, kafka_bootstrap, tmp_path):
+def test_broker_restart_loses_no_sample_and_duplicates_no_migration(base_settings, tmp_path):
     if shutil.which("java") is None:
         pytest.skip("java is not installed")
     if not localkafka.paths(base_settings).libs.is_dir():
         pytest.skip("Kafka jars are not cached (plba kafka up fetches them)")
-    r = run_broker_restart(base_settings, tmp_path, trials=1, phase_seconds=15, outage_seconds=10)
+    r = run_broker_restart(base_settings, tmp_path, trials=1, phase_seconds=10, outage_seconds=8)
     _assert_survived(r)
     assert r["broker_restarts"] == 1
