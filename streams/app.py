@@ -44,6 +44,21 @@ def tuned_gc() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
+class StreamWorker(faust.Worker):
+    """``faust.Worker`` without its terminal progress spinner (``plba worker``, ``plba dispatcher``).
+
+    From log level WARNING up, Faust drives the spinner from a DEBUG handler it adds to the root
+    logger, which it sets to DEBUG: every debug call of Faust and aiokafka (several for each
+    record produced or fetched) then builds a log record and runs the handlers, about 25 µs
+    each (measured), a noticeable share of a busy worker's CPU. Without the spinner the root
+    logger keeps the configured level and those calls return at once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+
 def broker_credentials(settings: Settings) -> Any:
     """Faust credentials equivalent to ``Settings.confluent_config()`` (SASL and/or SSL)."""
     protocol = settings.kafka_security_protocol

@@ -19,8 +19,7 @@ def dispatcher_cmd() -> None:
     <worker-id>-dispatcher. Orders are idempotent by order_id: a redelivered order never migrates
     twice.
     """
-    from faust import Worker as FaustWorker
-
+    from streams.app import StreamWorker as FaustWorker
     from streams.worker import build_dispatcher
 
     s = settings()

@@ -24,8 +24,7 @@ def worker_cmd() -> None:
     Start several with the same --worker-id to share the partitions. Equivalent to
     `faust -A streams.faust_app worker`. Stops cleanly on SIGTERM / Ctrl-C.
     """
-    from faust import Worker as FaustWorker
-
+    from streams.app import StreamWorker as FaustWorker
     from streams.worker import build_worker
 
     s = settings()
