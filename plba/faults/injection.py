@@ -29,6 +29,7 @@ from confluent_kafka import Producer
 
 from plba.bench_support import committed, private_topics, worker_process
 from plba.faults import bad_records as br
+from plba.faults.rig import free_port
 from plba.faults.topic_read import FaultRunError, metric, read_to_end, scrape_when_up
 from schemas.settings import Settings
 
@@ -37,14 +38,6 @@ Progress = Callable[[str], None]
 # Faust logs an agent that died on an exception as "Crashed reason=…"; a cancelled one (a rebalance)
 # is restarted and is not a crash.
 _CRASH = re.compile(r"Crashed reason=(?!CancelledError)")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_crashes(log_path: Path, exited: bool) -> int:
@@ -115,9 +108,11 @@ def _wait_committed(
         time.sleep(0.5)
 
 
-def _dlq_index(settings: Settings) -> tuple[dict[tuple[str, int, int], str], int]:
-    """DLQ records as (source topic, partition, offset) -> error code, and how many were repeats."""
+def _dlq_index(settings: Settings) -> tuple[dict[tuple[str, int, int], str], int, dict[str, Counter[str]]]:
+    """DLQ records as (source topic, partition, offset) -> error code, how many were repeats, and which
+    processor wrote them per source topic (each topic's dead letters have one owner)."""
     index: dict[tuple[str, int, int], str] = {}
+    writers: dict[str, Counter[str]] = {}
     repeats = 0
     for rec in read_to_end(settings, "dlq"):
         if rec.value is None:
@@ -128,7 +123,8 @@ def _dlq_index(settings: Settings) -> tuple[dict[tuple[str, int, int], str], int
         coord = (env["source_topic"], int(env["partition"]), int(env["offset"]))
         repeats += coord in index
         index[coord] = env["error_code"]
-    return index, repeats
+        writers.setdefault(env["source_topic"], Counter())[env["processor"]] += 1
+    return index, repeats, writers
 
 
 def run_bad_input(
@@ -150,7 +146,7 @@ def run_bad_input(
     roles = br.INPUT_ROLES
     workdir.mkdir(parents=True, exist_ok=True)
     with private_topics(settings, "inject") as s:
-        port = _free_port()
+        port = free_port()
         env = {
             "PLBA_WORKER_DISPATCH": "true",  # orders are the dispatcher's input
             "PLBA_POLICY": "none",  # only intake is under test: no orders of the worker's own
@@ -204,7 +200,7 @@ def _count(
     deadline = time.monotonic() + timeout
     found = -1
     while True:
-        index, repeats = _dlq_index(s)
+        index, repeats, writers = _dlq_index(s)
         matched = sum(1 for c, code in expected.items() if index.get(c) == code)
         if matched == len(expected):
             break
@@ -235,6 +231,7 @@ def _count(
         "valid_orders_answered": len(expired),
         "injected_by_reason": dict(sorted(Counter(expected.values()).items())),
         "dlq_by_reason": dict(sorted(in_dlq_codes.items())),
+        "dlq_writers": {role_of[t]: dict(c) for t, c in sorted(writers.items()) if t in role_of},
         "injected_by_topic": {
             role_of[t]: n for t, n in sorted(Counter(t for (t, _p, _o) in expected).items()) if t in role_of
         },

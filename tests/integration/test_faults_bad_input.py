@@ -39,6 +39,12 @@ def test_bad_records_land_in_the_dlq_with_their_reason_and_valid_ones_flow(base_
         CLOCK_SKEW, INVALID_JSON, NOT_AN_OBJECT, RULE_VIOLATION, SCHEMA_VIOLATION, TOO_LARGE, UNKNOWN_SCHEMA_VERSION,
     }  # fmt: skip
     assert r["injected_by_topic"] == dict.fromkeys(INPUT_ROLES, BAD)
+    # Each topic's dead letters come from the one processor that owns them: orders from the
+    # dispatcher (their consumer), policies from the decisions, usage and events from forecasting.
+    assert {role: set(writers) for role, writers in r["dlq_writers"].items()} == {
+        "workload_usage": {"forecasting"}, "node_usage": {"forecasting"}, "events": {"forecasting"},
+        "policies": {"decisions"}, "orders": {"dispatcher"},
+    }  # fmt: skip
     # One warm-up record per topic, then the interleaved ones.
     assert r["valid_records_injected"] == (VALID + 1) * len(INPUT_ROLES)
     assert r["valid_records_in_dlq"] == 0
