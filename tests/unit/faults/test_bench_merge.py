@@ -37,3 +37,13 @@ def test_unknown_scenario_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["bench", "faults", "--scenarios", "bad-input,meteor"])
     assert result.exit_code == 2
     assert "meteor" in result.output
+
+
+def test_table_shows_every_count_and_each_scenario() -> None:
+    from plba.cli.bench_faults import format_table
+
+    out = merge(1, {"bad-input": {"bad_records_injected": 10_000, "seconds": 12.0}, "executor": {"error": "boom"}})
+    out["seconds"] = 20.0
+    text = format_table(out)
+    assert "bad_records_injected" in text and "10,000" in text
+    assert "bad-input: 12 s" in text and "executor: ERROR boom" in text and "scenario_errors" in text
