@@ -92,7 +92,7 @@ def _print_summary(result: dict) -> None:  # type: ignore[type-arg]
     t = Table(title="PLBA demo summary")
     t.add_column("measure")
     t.add_column("value", justify="right")
-    shown = {key for key, _ in _HEADLINE} | {"migrations"}
+    shown = {key for key, _ in _HEADLINE} | {"migrations", "last_explanations"}  # the latter: --json only
     for key, label in _HEADLINE:
         t.add_row(label, _cell(result.get(key)), style="bold" if key == "overload_seconds_avoided" else None)
     for key, value in result.items():
@@ -121,4 +121,6 @@ def _cell(value: object) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "—"
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "—"
     return str(value)
