@@ -298,6 +298,11 @@ def run_pipeline_bench(
         "decode_us": round(cost.decode_us, 1),
         "worker_cpu_utilization": round(tp.cpu_utilization, 2),
         "samples_per_cpu_second": round(tp.samples_per_second / tp.cpu_utilization, 1) if tp.cpu_utilization else None,
+        # Where a sample's CPU goes: the worker's CPU per sample, of which the model update is
+        # model_update_cpu_us; the rest is Faust, decoding, the decision side and publishing.
+        "worker_cpu_us_per_sample": round(tp.cpu_utilization / tp.samples_per_second * 1e6, 1)
+        if tp.samples_per_second
+        else None,
         **latency_json(lat, cfg),
         "throughput_records": tp.records,
         "throughput_node_records": tp.node_records,
@@ -335,7 +340,8 @@ def format_table(result: dict[str, Any]) -> str:
         (
             "worker CPU",
             f"{result['worker_cpu_utilization']:.2f} cores",
-            f"{result['samples_per_cpu_second'] or 0:,.0f} samples per CPU second",
+            f"{result['samples_per_cpu_second'] or 0:,.0f} samples per CPU second, "
+            f"{result['worker_cpu_us_per_sample'] or 0:,.0f} µs CPU per sample",
         ),
         ("raw consume", f"{result['raw_consume_per_second']:,.0f} records/s", "plain confluent-kafka consumer"),
         (
