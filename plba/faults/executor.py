@@ -41,7 +41,7 @@ from typing import Any
 from agents.drivers.base import WorkloadSpec
 from agents.executor_client import ExecutorClient
 from plba.faults.netcut import LinkProxy
-from plba.faults.nodes import NodeProcess, kill_leftovers, settle_instances
+from plba.faults.nodes import NodeProcess, counter_state, kill_leftovers, settle_instances
 from schemas.settings import Settings
 from streams.dispatcher import Dispatcher
 
@@ -83,12 +83,15 @@ FIELDS = (
     "reordered_orders_sent",
     "orders_redelivered",
     "kafka_orders_skipped",
+    "kafka_replays_contradicting",
     "duplicate_migrations",
     "stale_orders_executed",
     "orders_moved_wrongly",
     "instances_checked",
     "instances_not_exactly_one",
     "instances_on_wrong_node",
+    "workload_states_checked",
+    "workload_state_lost",
     "scenario_errors",
 )
 
@@ -118,6 +121,16 @@ class Tally:
                 if WORKLOAD not in [w.spec.workload_id for w in await client.list_workloads()]:
                     self.add("instances_on_wrong_node")
         return count
+
+    async def state_kept(self, nodes: list[NodeProcess], before: dict[str, Any] | None) -> None:
+        """A counter workload's state went on: its count did not go back, its ballast is the same."""
+        if before is None:
+            return
+        after = await counter_state(nodes, WORKLOAD)
+        self.add("workload_states_checked")
+        if after is None or after["count"] < before["count"] or after["ballast_sha256"] != before["ballast_sha256"]:
+            self.add("workload_state_lost")
+            self.say(f"state lost: before {before}, after {after}")
 
 
 # ---- workloads and orders ---------------------------------------------------------------------
@@ -222,6 +235,7 @@ async def phase_crash(settings: Settings, root: Path, driver: str, role: str, ph
         victim.start(crash_at=f"{role}:{phase}")
         await start_nodes(source, target)
         await start_workload(source, workload_spec(driver, root))
+        before = await counter_state([source], WORKLOAD) if driver == "process" else None
         dispatcher = Dispatcher({"na": source.endpoint, "nb": target.endpoint}.get, retry_backoff_seconds=0.2)
         the_order = order(driver, "na", "nb")
         records: list[dict[str, Any]] = []
@@ -250,6 +264,7 @@ async def phase_crash(settings: Settings, root: Path, driver: str, role: str, ph
         oid = the_order["order_id"]
         settled = await until(lambda: journals_settled(source, target, oid), OUTCOME_TIMEOUT_SECONDS / 3)
         count = await tally.one_instance([source, target], driver, target if final == "completed" else source)
+        await tally.state_kept([source, target], before)
         tally.say(f"crash {driver} {role}:{phase}: exit {code}, {final} (expected {expected}), "
                   f"journals {'settled' if settled else 'NOT settled'}, {count} instance(s)")  # fmt: skip
         if not settled:
@@ -264,6 +279,7 @@ async def link_cut(settings: Settings, root: Path, tally: Tally) -> None:
     async with pair(settings, root, driver) as (source, target):
         await start_nodes(source, target)
         await start_workload(source, workload_spec(driver, root, state_bytes=CUT_STATE_BYTES))
+        before = await counter_state([source], WORKLOAD)
         proxy = await LinkProxy(target.endpoint).start()
         dispatcher = Dispatcher({"na": source.endpoint, "nb": proxy.endpoint}.get, retry_backoff_seconds=0.2)
         try:
@@ -284,6 +300,7 @@ async def link_cut(settings: Settings, root: Path, tally: Tally) -> None:
             if aborted:
                 tally.add("target_aborts_after_cut")
             count = await tally.one_instance([source, target], driver, source)  # rolled back: where it was
+            await tally.state_kept([source, target], before)
             error = records[-1].get("error") if records else None
             tally.say(f"link cut: {cut}, outcome {final} ({error}), target aborted: {aborted}, "
                       f"{count} instance(s)")  # fmt: skip
@@ -294,6 +311,7 @@ async def link_cut(settings: Settings, root: Path, tally: Tally) -> None:
             if after == "completed":
                 tally.add("moves_after_heal")
             await tally.one_instance([source, target], driver, target if after == "completed" else source)
+            await tally.state_kept([source, target], before)
             tally.say(f"link healed: a new order {after}")
         finally:
             await dispatcher.close()
@@ -308,6 +326,7 @@ async def duplicates(settings: Settings, root: Path, tally: Tally) -> None:
     async with pair(settings, root, driver) as (na, nb):
         await start_nodes(na, nb)
         await start_workload(na, workload_spec(driver, root))
+        before = await counter_state([na], WORKLOAD)
         endpoints = {"na": na.endpoint, "nb": nb.endpoint}
         # Separate dispatchers (separate channels): as if redelivered to several consumers.
         dispatchers = [Dispatcher(endpoints.get, retry_backoff_seconds=0.2) for _ in range(3)]
@@ -364,6 +383,7 @@ async def duplicates(settings: Settings, root: Path, tally: Tally) -> None:
             if moved != want:
                 tally.add("orders_moved_wrongly")
         count = await tally.one_instance([na, nb], driver, na)  # moved to nb and back by the newer order
+        await tally.state_kept([na, nb], before)
         tally.say(f"duplicates: moves per order {[moves([na, nb], o) for o in expected_moves]}, {count} instance(s)")
 
 

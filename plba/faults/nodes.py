@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,18 @@ async def settle_instances(nodes: Sequence[NodeProcess], workload_id: str, drive
         if count == 1 or time.monotonic() > deadline:
             return count
         await asyncio.sleep(0.2)
+
+
+async def counter_state(nodes: Sequence[NodeProcess], workload_id: str) -> dict[str, Any] | None:
+    """The state a ``counter_app`` workload reports (count, ballast checksum), wherever it runs."""
+    for node in nodes:
+        async with ExecutorClient(node.endpoint, timeout_seconds=15) as client:
+            for info in await client.list_workloads():
+                if info.spec.workload_id == workload_id and info.state == "running" and info.endpoint:
+                    return await asyncio.to_thread(_get_json, f"http://{info.endpoint}/state")
+    return None
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as reply:  # noqa: S310 - an http:// URL built here
+        return json.loads(reply.read())  # type: ignore[no-any-return]

@@ -210,6 +210,8 @@ async def _scenario(s: Settings, root: Path, tally: Tally, reader: Migrations, n
             tally.add("stale_orders_executed")
         if moved != want:
             tally.add("orders_moved_wrongly")
+    # A replayed order must repeat its outcome; another state for it is a contradiction on the topic.
+    tally.add("kafka_replays_contradicting", sum(len(set(reader.terminal(o))) > 1 for o in expected))
     count = await tally.one_instance([na, nb], "process", na)
     finals = {name: reader.outcomes(o["order_id"]) for name, o in (("first", first), ("newer", newer),
                                                                    ("older", older), ("late", late))}  # fmt: skip
