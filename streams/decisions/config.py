@@ -80,7 +80,7 @@ class PolicyConfig:
     min_relief_fraction: float = 0.34  # a partial move must remove this share of the excess
     allow_partial: bool = True
     allow_swap: bool = True
-    overload_fallback: bool = False  # overloaded *now*: latch at once, targets may go up to their trigger
+    overload_fallback: bool = True  # overloaded *now*: latch at once, and a last-resort pass (below)
     young_age_seconds: float = 3600.0
     max_target_scan: int = 16
     max_target_fits: int = 3
@@ -89,6 +89,11 @@ class PolicyConfig:
     deadline_factor: float = 3.0
     deadline_slack_seconds: float = 120.0
     explain_limit: int = 8
+    uncertainty_scale: float = 1.0  # forecast margins (upper - mean) are used times this
+    # With overload_fallback: the last resort for a node overloaded now judges moves on margins
+    # times this (0: mean forecast); None: the older relaxed pass (targets up to their trigger).
+    fallback_uncertainty_scale: float | None = 0.0
+    fallback_min_relief_fraction: float = 0.0  # share of that excess a last-resort move must remove
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     migration: MigrationModel = field(default_factory=MigrationModel)
 

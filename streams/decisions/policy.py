@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streams.decisions.cluster import ClusterView, Node, Workload
 from streams.decisions.config import PolicyConfig
@@ -96,6 +96,7 @@ class _Cycle:
         self.swaps_failed = 0
         self._estimates: dict[tuple[str, float], MigrationEstimate] = {}
         self._sizes: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        self._fb: tuple[Projection, TargetFinder] | None = None  # the best-estimate pass's, lazily
         self._explained_orders = 0
 
     def run(self) -> Decision:
@@ -219,9 +220,65 @@ class _Cycle:
             self._explain(node.node_id, True, "swap", hs.resource, notes, targets, hs=hs)
             return
         fallback = self.config.overload_fallback and hs.breach_in_seconds == 0.0
-        if fallback and self._first_move(node, hs, passes, code, notes, targets, relaxed=True):
+        if fallback and self.config.fallback_uncertainty_scale is not None:
+            if self._best_estimate_move(node, hs, cands, code, notes, targets):
+                return
+        elif fallback and self._first_move(node, hs, passes, code, notes, targets, relaxed=True):
             return
         self._explain(node.node_id, False, "no_feasible_move", hs.resource, notes, targets, hs=hs)
+
+    def _best_estimate_move(
+        self,
+        node: Node,
+        hs: Hotspot,
+        cands: list[_Candidate],
+        code: str,
+        notes: list[CandidateNote],
+        targets: list[TargetNote],
+    ) -> bool:
+        """Overloaded now and no move is safe on the upper bounds: judge on narrower margins.
+
+        When the forecasts are too uncertain for any move to provably resolve the overload, a node
+        that is over its threshold *now* would otherwise be left alone. This pass re-ranks the
+        candidates and checks targets with the margins scaled by ``fallback_uncertainty_scale``
+        (0: the mean forecast): first a move that resolves the overload, else the one with the
+        most relief, to a target that stays under ``target_ratio`` for the whole horizon.
+        """
+        proj, finder = self._fallback()
+        wids = [c.workload.workload_id for c in cands]
+        afters = proj.peaks_without(node.node_id, hs.resource, wids)
+        before = proj.peak_ratio(node.node_id, hs.resource)
+        rel = hs.release_ratio
+        # Relief worth a migration: a share of the excess as the narrower margins see it.
+        floor = before - self.config.fallback_min_relief_fraction * max(before - rel, 0.0)
+        ranked = sorted(
+            ((a, c) for a, c in zip(afters, cands, strict=True) if a < before and a <= floor),
+            key=lambda ac: (
+                ac[0] > rel,  # resolving moves first
+                ac[1].priority,
+                ac[0] if ac[0] > rel else ac[1].cost,  # then most relief, or least cost when resolved
+                ac[1].workload.workload_id,
+            ),
+        )
+        for _, c in ranked[: self.CANDIDATES_TRIED]:
+            choice = finder.find(c.workload, node, hs.resource, targets)
+            limit = choice and self.gate.limits_block(node.node_id, choice.node_id, node.pool)
+            if choice is None or limit:
+                notes.append(CandidateNote(c.workload.workload_id, "no_target", limit or "best-estimate pass"))
+                continue
+            reason = self._reason(code, hs, c.estimate)
+            self._issue(c.workload, node, choice.node_id, reason, c.estimate)
+            notes.append(CandidateNote(c.workload.workload_id, None, f"to {choice.node_id} (best estimate)"))
+            self._explain(node.node_id, True, code, hs.resource, notes, targets, hs=hs)
+            return True
+        return False
+
+    def _fallback(self) -> tuple[Projection, TargetFinder]:
+        if self._fb is None:
+            scale = self.config.fallback_uncertainty_scale or 0.0
+            proj = Projection(self.view, self.now, replace(self.config, uncertainty_scale=scale), self.gate)
+            self._fb = proj, TargetFinder(self.view, self.now, proj, self.gate)
+        return self._fb
 
     def _first_move(
         self,
@@ -397,6 +454,8 @@ class _Cycle:
         )
         self.gate.admit(order)
         self.proj.move(w.workload_id, source.node_id, target)
+        if self._fb is not None:
+            self._fb[0].move(w.workload_id, source.node_id, target)
         self.decision.orders.append(order)
         return order
 

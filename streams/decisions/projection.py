@@ -47,6 +47,7 @@ class Projection:
         self.assessed: dict[tuple[str, str], float] = {}  # peak ratio of each node when assessed
         self._fast = getattr(view.workload_forecasts, "moments", None)
         self._rows = getattr(view.workload_forecasts, "moment_rows", None)
+        self._k2 = config.uncertainty_scale**2  # margins are kept squared
         self._peaks = [
             e
             for e in view.events
@@ -77,11 +78,15 @@ class Projection:
         if got is None:
             # A replay's array-backed table hands the moments out directly (the same values).
             fast = self._fast(workload_id, resource) if self._fast is not None else None
-            if fast is not None:
+            if fast is not None and self._k2 == 1.0:
                 got = self._wl[key] = fast
                 return got
+            if fast is not None:
+                got = self._wl[key] = (fast[0], [v * self._k2 for v in fast[1]])
+                return got
             mean, upper = self.view.workload_curve(workload_id, resource)
-            got = self._wl[key] = (mean, [(u - m) ** 2 for m, u in zip(mean, upper, strict=True)])
+            k2 = self._k2
+            got = self._wl[key] = (mean, [(u - m) ** 2 * k2 for m, u in zip(mean, upper, strict=True)])
         return got
 
     def peaks_without(self, node_id: str, resource: str, workload_ids: Sequence[str]) -> list[float]:
@@ -97,7 +102,7 @@ class Projection:
             curves = [self.workload(w, resource) for w in workload_ids]
             rows = np.asarray([c[0] for c in curves]), np.asarray([c[1] for c in curves])
         m = np.maximum(np.asarray(mean) - rows[0], 0.0)
-        v = np.maximum(np.asarray(var) - rows[1], 0.0)
+        v = np.maximum(np.asarray(var) - (rows[1] if self._k2 == 1.0 else rows[1] * self._k2), 0.0)
         peaks: list[float] = ((m + np.sqrt(v)).max(axis=1) / cap).tolist()
         return peaks
 
@@ -106,6 +111,8 @@ class Projection:
         got = self._moments.get(key)
         if got is None:
             got = self._moments[key] = self.view.node_moments(node_id, resource)
+            if self._k2 != 1.0:
+                got[1][:] = [v * self._k2 for v in got[1]]
             self._apply_events(node_id, resource, got)
         return got
 

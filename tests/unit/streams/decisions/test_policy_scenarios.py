@@ -118,7 +118,7 @@ def test_persistence_and_hysteresis() -> None:
     nodes = [node("n1"), node("n2")]
     wls = [workload("a", "n1", 5, migratable=False), workload("b", "n2", 5)]
     state = PolicyState()
-    config = cpu_config(persistence=2)
+    config = cpu_config(persistence=2, overload_fallback=False)
 
     def decide(now_load: float, predicted: float) -> None:
         cpu = {"a": (now_load, *(predicted,) * len(HORIZONS)), "b": 1.0}
@@ -132,7 +132,7 @@ def test_persistence_and_hysteresis() -> None:
     assert ("n1", "cpu") in state.latched
     decide(5.0, 7.0)
     assert ("n1", "cpu") not in state.latched
-    decide(9.0, 7.0)  # overloaded now but one observation: persistence still applies
+    decide(9.0, 7.0)  # without the overload fallback, one observation is not enough either
     assert ("n1", "cpu") not in state.latched
     config = cpu_config(persistence=2, overload_fallback=True)
     decide(9.0, 7.0)  # with the overload fallback an overload seen now latches at once
