@@ -9,6 +9,10 @@ so the executors' journals alone must keep each order from moving the workload t
 
 Counted from the migrations topic (an ``accepted`` step is published once per execution) and the
 target executors' journals (a ``switched`` per move), and from the instance listings.
+``kafka_replays_contradicting`` counts orders whose terminal records disagree: a dispatcher that
+reads an order before it has read any telemetry of the order's nodes answers ``rejected``
+(``unknown_node``), also for an order that completed long ago (a dispatcher-side race, reported;
+nothing moves because of it).
 """
 
 from __future__ import annotations
