@@ -71,6 +71,8 @@ class DemoConfig:
         if self.real:
             from plba.demo_real import REAL_NODES
 
+            if self.trace != "alibaba":
+                raise DemoError("--real follows the alibaba trace: its plan is built on a climb of two of its machines")
             self.nodes = REAL_NODES  # the real demo's plan is made for three nodes
 
     @property

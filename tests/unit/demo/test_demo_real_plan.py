@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
+
 from agents.drivers.trace_series import load_series
 from plba import demo_real
-from plba.demo import DemoConfig, plan
+from plba.demo import DemoConfig, DemoError, plan
 from plba.demo_burner import target_cores
 from plba.demo_view import DemoState
 from schemas.settings import Settings
@@ -16,6 +18,8 @@ from schemas.settings import Settings
 def test_real_mode_is_three_nodes_whatever_nodes_says():
     assert DemoConfig(nodes=8, real=True).nodes == 3
     assert DemoConfig(nodes=8).nodes == 8
+    with pytest.raises(DemoError, match="alibaba"):
+        DemoConfig(real=True, trace="bitbrains")
 
 
 def test_the_plan_puts_two_burners_on_node_0_and_vms_on_the_others():
