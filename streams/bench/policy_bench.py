@@ -237,7 +237,24 @@ def run_bench(
         out["policies"][name] = {**metrics.to_dict(), "replay_seconds": round(time.perf_counter() - t0, 2)}
     out["forecaster"] = kind
     out["wall_seconds"] = round(time.perf_counter() - started, 2)
+    compared = versus_reactive(out["policies"])
+    if compared is not None:
+        out["predictive_vs_reactive"] = compared
     return out
+
+
+def versus_reactive(policies: dict[str, Any]) -> dict[str, Any] | None:
+    """The targets of issue #5: predictive overload <= 0.5 x reactive, migrations <= reactive, no ping-pong."""
+    p, r = policies.get("predictive"), policies.get("reactive")
+    if p is None or r is None:
+        return None
+    over, moves = r["overload_node_seconds"], r["migrations"]
+    ratio = round(p["overload_node_seconds"] / over, 3) if over > 0 else None
+    return {
+        "overload_ratio": ratio,
+        "migrations_ratio": round(p["migrations"] / moves, 3) if moves > 0 else None,
+        "meets_targets": (ratio is None or ratio <= 0.5) and p["migrations"] <= moves and p["ping_pongs"] == 0,
+    }
 
 
 def bench_config(step_seconds: float) -> PolicyConfig:
@@ -268,6 +285,12 @@ def table(result: dict[str, Any]) -> str:
     ]
     for name, m in result["policies"].items():
         lines.append(f"{name:<11}" + "".join(f"{m[c]:>24}" for c in cols))
+    vs = result.get("predictive_vs_reactive")
+    if vs:
+        lines.append(
+            f"predictive vs reactive: overload x{vs['overload_ratio']}, migrations x{vs['migrations_ratio']}, "
+            f"targets {'met' if vs['meets_targets'] else 'NOT met'} (<= 0.5x overload, <= migrations, 0 ping-pongs)"
+        )
     shadow = result["policies"].get("none", {}).get("shadow")
     if shadow:
         lines.append(

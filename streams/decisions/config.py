@@ -93,6 +93,7 @@ class PolicyConfig:
     # With overload_fallback: the last resort for a node overloaded now judges moves on margins
     # times this (0: mean forecast); None: the older relaxed pass (targets up to their trigger).
     fallback_uncertainty_scale: float | None = 0.0
+    act_floor_ratio: float = 0.0  # a predicted (not current) breach is acted on from this load up
     fallback_min_relief_fraction: float = 0.0  # share of that excess a last-resort move must remove
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     migration: MigrationModel = field(default_factory=MigrationModel)

@@ -192,6 +192,14 @@ class _Cycle:
         if full is not None:  # cheap: no search when no order could be admitted anyway
             self._explain(node.node_id, False, full, hs.resource, [], [], "limit reached this cycle", hs=hs)
             return
+        cap = node.capacity.get(hs.resource, 0.0)
+        now_ratio = self.view.usage_of_node(node.node_id, hs.resource) / cap if cap > 0 else 0.0
+        if hs.breach_in_seconds > 0 and now_ratio < self.config.act_floor_ratio:
+            # A breach predicted from a low load is mostly the forecast's spread on a volatile
+            # node: moving now costs a migration that is seldom needed (seen on spiky traces).
+            msg = f"{hs.resource} at {now_ratio:.2f} now, below {self.config.act_floor_ratio:.2f}"
+            self._explain(node.node_id, False, "below_act_floor", hs.resource, [], [], msg, hs=hs)
+            return
         movable, notes = self._movable_here(node)
         targets: list[TargetNote] = []
         if not movable:
