@@ -9,6 +9,8 @@ guard; only one in-flight order per workload and the concurrency limits.
 
 from __future__ import annotations
 
+import bisect
+
 from streams.decisions.cluster import ClusterView, Node, Workload
 from streams.decisions.config import PolicyConfig
 from streams.decisions.explain import CandidateNote, Explanation
@@ -26,6 +28,7 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
     decision = Decision(expired=reconcile(state, view, now, config))
     gate = Gate(state, view, now, config)
     load = {(n, r): view.usage_of_node(n, r) for n in view.nodes for r in config.resources}
+    ranks = _Ranks(view, load)
     for node_id in sorted(view.nodes):
         node = view.nodes[node_id]
         util = {r: _ratio(load[(node_id, r)], node, r) for r in config.resources}
@@ -43,7 +46,7 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
             if blocked is not None:
                 notes.append(CandidateNote(w.workload_id, *blocked))
                 continue
-            target = _least_loaded(view, now, config, gate, load, w, node, res)
+            target = _least_loaded(view, now, config, gate, load, w, node, res, ranks)
             if target is None:
                 notes.append(CandidateNote(w.workload_id, "no_target", "no compatible node with room now"))
                 continue
@@ -63,8 +66,10 @@ def decide(view: ClusterView, now: float, config: PolicyConfig, state: PolicySta
             decision.orders.append(order)
             for r in config.resources:
                 use = view.workload_usage.get((w.workload_id, r), 0.0)
-                load[(target, r)] += use
-                load[(node_id, r)] -= use
+                for n, delta in ((target, use), (node_id, -use)):
+                    ranks.drop(n, r)
+                    load[(n, r)] += delta
+                    ranks.put(n, r)
             notes.append(CandidateNote(w.workload_id, None, f"to {target}"))
             acted = True
             break
@@ -101,9 +106,11 @@ def _least_loaded(
     w: Workload,
     source: Node,
     res: str,
+    ranks: _Ranks,
 ) -> str | None:
-    best: tuple[float, str] | None = None
-    for node_id in view.pool_nodes(source.pool):
+    """The least loaded node (ties: lowest id) of the pool that may take ``w`` and stays under."""
+    # Scanned in (utilisation, id) order, the first node passing every check is the answer.
+    for _, node_id in ranks.of(source.pool, res):
         node = view.nodes[node_id]
         if node_id == source.node_id or compatible(w, source, node) is not None:
             continue
@@ -111,14 +118,46 @@ def _least_loaded(
             continue
         if in_maintenance(view, node, now, now + config.decision_interval_seconds):
             continue
-        util = _ratio(load[(node_id, res)], node, res)
-        if best is not None and util >= best[0]:
-            continue
         fits = all(
             _ratio(load[(node_id, r)] + view.workload_usage.get((w.workload_id, r), 0.0), node, r)
             <= node.thresholds.get(r, config.trigger_ratio)
             for r in config.resources
         )
         if fits:
-            best = (util, node_id)
-    return None if best is None else best[1]
+            return node_id
+    return None
+
+
+class _Ranks:
+    """Per (pool, resource), the pool's nodes sorted by current utilisation, kept up to date as
+    orders move load: a hot node's target search stops at the first node that fits instead of
+    scanning the whole pool (thousands of nodes in a replay)."""
+
+    def __init__(self, view: ClusterView, load: dict[tuple[str, str], float]) -> None:
+        self.view, self.load = view, load
+        self._sorted: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        self._entry: dict[tuple[str, str], tuple[float, str]] = {}
+
+    def of(self, pool: str, res: str) -> list[tuple[float, str]]:
+        key = (pool, res)
+        got = self._sorted.get(key)
+        if got is None:
+            entries = []
+            for n in self.view.pool_nodes(pool):
+                e = self._entry[(n, res)] = (_ratio(self.load[(n, res)], self.view.nodes[n], res), n)
+                entries.append(e)
+            got = self._sorted[key] = sorted(entries)
+        return got
+
+    def drop(self, node_id: str, res: str) -> None:
+        e = self._entry.pop((node_id, res), None)
+        if e is not None:
+            ranked = self._sorted[(self.view.nodes[node_id].pool, res)]
+            del ranked[bisect.bisect_left(ranked, e)]
+
+    def put(self, node_id: str, res: str) -> None:
+        key = (self.view.nodes[node_id].pool, res)
+        if key in self._sorted and node_id in self.view.nodes:
+            util = _ratio(self.load[(node_id, res)], self.view.nodes[node_id], res)
+            e = self._entry[(node_id, res)] = (util, node_id)
+            bisect.insort(self._sorted[key], e)
