@@ -87,6 +87,8 @@ FIELDS = (
     "duplicate_migrations",
     "stale_orders_executed",
     "orders_moved_wrongly",
+    "reorder_races",
+    "reorder_races_won_by_older",
     "instances_checked",
     "instances_not_exactly_one",
     "instances_on_wrong_node",
@@ -344,7 +346,7 @@ async def duplicates(settings: Settings, root: Path, tally: Tally) -> None:
                 tally.add("duplicate_orders_sent")
             tally.say(f"duplicates: one order sent 5 times: {finals}")
 
-            # A newer order and an older one for the same workload race; the older arrives second.
+            # An older order for the same workload arrives while the newer one runs.
             newer = order(driver, "nb", "na")
             older = order(driver, "nb", "na", issued_ago=30.0)
             expected_moves[newer["order_id"]] = 1
@@ -368,7 +370,7 @@ async def duplicates(settings: Settings, root: Path, tally: Tally) -> None:
             records.extend(late_records)
             tally.add("reordered_orders_sent")
             why = [(r[-1].get("error") or {}).get("code") if r else None for r in (older_records, late_records)]
-            tally.say(f"reordered: newer {newer_final}, older racing it {older_final} ({why[0]}), "
+            tally.say(f"reordered: newer {newer_final}, older while it ran {older_final} ({why[0]}), "
                       f"older after it {late_final} ({why[1]})")  # fmt: skip
         finally:
             for d in dispatchers:

@@ -2,10 +2,13 @@
 
 Two ``plba node`` processes publish telemetry (their executor endpoints) under a private topic
 prefix; a ``plba dispatcher`` consumes the orders topic. Produced to Kafka: one order twice in a
-row and once more after it completed; a newer and an older order for the same workload back to
-back; an older order after the newer one moved the workload. Then the first dispatcher stops and
-a second one (another consumer group: a book that never saw any of it) reads every order again,
-so the executors' journals alone must keep each order from moving the workload twice.
+row and once more after it completed; an older order while a newer one for the same workload
+runs (it must not move the workload); a newer and an older order back to back (a race: the
+dispatcher runs orders concurrently, so either may win, exactly one may move the workload; how
+often the older one wins is counted as ``reorder_races_won_by_older``); an older order after all
+that (it must not move the workload). Then the first dispatcher stops and a second one (another
+consumer group: a book that never saw any of it) reads every order again, so the executors'
+journals alone must keep each order from moving the workload twice.
 
 Counted from the migrations topic (an ``accepted`` step is published once per execution) and the
 target executors' journals (a ``switched`` per move), and from the instance listings.
@@ -165,11 +168,18 @@ async def _scenario(s: Settings, root: Path, tally: Tally, reader: Migrations, n
     def run(fn: Callable[..., Any], *args: Any) -> Any:
         return asyncio.to_thread(fn, *args)
 
+    def started(order_id: str) -> bool:
+        return any(r.get("state") != "accepted" for r in reader.of(order_id))
+
     first = order("process", "na", "nb", deadline=300.0)
     newer = order("process", "nb", "na", deadline=300.0)
     older = order("process", "nb", "na", issued_ago=30.0, deadline=300.0)
-    late = order("process", "nb", "na", issued_ago=60.0, deadline=300.0)
+    race_newer = order("process", "na", "nb", deadline=300.0)
+    race_older = order("process", "na", "nb", issued_ago=30.0, deadline=300.0)
+    late = order("process", "na", "nb", issued_ago=60.0, deadline=300.0)  # the workload is on nb by then
     expected = {first["order_id"]: 1, newer["order_id"]: 1, older["order_id"]: 0, late["order_id"]: 0}
+    race = (race_newer["order_id"], race_older["order_id"])
+    every = [*expected, *race]
     with dispatcher_process(s, root, "d1") as d1:
         # Ready once an order for a missing workload comes back refused by the executor itself.
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -192,32 +202,46 @@ async def _scenario(s: Settings, root: Path, tally: Tally, reader: Migrations, n
         await run(produce, s, [first, marker], first["workload_id"])
         tally.add("duplicate_orders_sent")
         await run(reader.wait, "the marker", lambda: bool(reader.terminal(marker["order_id"])), 120, d1)
-        # A newer and an older order back to back; then an older one after the newer moved it.
-        await run(produce, s, [newer, older])
+        # An older order arriving while the newer one runs (nb -> na).
+        await run(produce, s, [newer])
+        await run(reader.wait, "the newer order started", lambda: started(newer["order_id"]), 120, d1)
+        await run(produce, s, [older])
         both = (newer["order_id"], older["order_id"])
         await run(reader.wait, "newer and older", lambda: all(reader.terminal(o) for o in both),
                   OUTCOME_TIMEOUT_SECONDS, d1)  # fmt: skip
+        # A newer and an older order back to back (na -> nb): the dispatcher runs orders
+        # concurrently, so either may reach the executor first; exactly one may move the workload.
+        await run(produce, s, [race_newer, race_older])
+        await run(reader.wait, "the racing pair", lambda: all(reader.terminal(o) for o in race),
+                  OUTCOME_TIMEOUT_SECONDS, d1)  # fmt: skip
+        # An older order after all that (na -> nb, the workload is on nb).
         await run(produce, s, [late])
         await run(reader.wait, "the late order", lambda: bool(reader.terminal(late["order_id"])), 120, d1)
-        tally.add("reordered_orders_sent", 2)
-    first_pass = {oid: len(reader.terminal(oid)) for oid in expected}
+        tally.add("reordered_orders_sent", 3)
+    first_pass = {oid: len(reader.terminal(oid)) for oid in every}
     # A dispatcher that never saw these orders reads them all again.
     with dispatcher_process(s, root, "d2") as d2:
-        again = lambda: all(len(reader.terminal(o)) > first_pass[o] for o in expected)  # noqa: E731
+        again = lambda: all(len(reader.terminal(o)) > first_pass[o] for o in every)  # noqa: E731
         await run(reader.wait, "every order answered again", again, READY_TIMEOUT_SECONDS + OUTCOME_TIMEOUT_SECONDS, d2)
-    tally.add("orders_redelivered", sum(len(reader.terminal(o)) - first_pass[o] for o in expected))
+    tally.add("orders_redelivered", sum(len(reader.terminal(o)) - first_pass[o] for o in every))
     accepted = Counter(r["order_id"] for r in reader.records if r.get("state") == "accepted")
+    moved = {oid: moves([na, nb], oid) for oid in every}
+    for oid in every:
+        tally.add("duplicate_migrations", max(0, max(moved[oid], accepted[oid]) - 1))
     for oid, want in expected.items():
-        moved = moves([na, nb], oid)
-        tally.add("duplicate_migrations", max(0, max(moved, accepted[oid]) - 1))
-        if want == 0 and moved:
+        if want == 0 and moved[oid]:
             tally.add("stale_orders_executed")
-        if moved != want:
+        if moved[oid] != want:
             tally.add("orders_moved_wrongly")
+    tally.add("reorder_races")
+    if moved[race[0]] + moved[race[1]] != 1:  # both, or neither, moved it
+        tally.add("orders_moved_wrongly")
+    if moved[race[1]]:
+        tally.add("reorder_races_won_by_older")
     # A replayed order must repeat its outcome; another state for it is a contradiction on the topic.
-    tally.add("kafka_replays_contradicting", sum(len(set(reader.terminal(o))) > 1 for o in expected))
-    count = await tally.one_instance([na, nb], "process", na)
-    finals = {name: reader.outcomes(o["order_id"]) for name, o in (("first", first), ("newer", newer),
-                                                                   ("older", older), ("late", late))}  # fmt: skip
-    tally.say(f"orders through Kafka: outcomes {finals}, moves {[moves([na, nb], o) for o in expected]}, "
-              f"accepted {[accepted[o] for o in expected]}, {count} instance(s)")  # fmt: skip
+    tally.add("kafka_replays_contradicting", sum(len(set(reader.terminal(o))) > 1 for o in every))
+    count = await tally.one_instance([na, nb], "process", nb)
+    names = ("first", "newer", "older", "late", "race_newer", "race_older")
+    finals = {name: reader.outcomes(o) for name, o in zip(names, every, strict=True)}
+    tally.say(f"orders through Kafka: outcomes {finals}, moves {[moved[o] for o in every]}, "
+              f"accepted {[accepted[o] for o in every]}, {count} instance(s)")  # fmt: skip
