@@ -18,6 +18,7 @@ import orjson
 from schemas import registry
 from schemas.errors import (
     CLOCK_SKEW,
+    EMPTY_VALUE,
     INVALID_JSON,
     NOT_AN_OBJECT,
     RULE_VIOLATION,
@@ -32,6 +33,8 @@ from schemas.topics import TOPICS
 INPUT_ROLES = ("workload_usage", "node_usage", "events", "policies", "orders")
 
 EXPECTED_CODE: dict[str, str] = {
+    "empty_value": EMPTY_VALUE,
+    "null_value": EMPTY_VALUE,
     "random_bytes": INVALID_JSON,
     "truncated_json": INVALID_JSON,
     "not_an_object": NOT_AN_OBJECT,
@@ -46,6 +49,8 @@ EXPECTED_CODE: dict[str, str] = {
 }
 # Record types whose contract has cross-field rules (schemas.rules) get rule-breaking records too.
 _RULE_BREAKERS = {"node_usage", "events", "orders"}
+# On compacted topics a null value is a tombstone (a valid delete), elsewhere it is a bad record.
+_COMPACTED = {role for role in ("events", "policies") if TOPICS[role].cleanup == "compact"}
 
 # Every instant field of a record; clock-skew records shift them all by the same amount so that
 # only the clock, not a relation between fields, is wrong.
@@ -69,7 +74,11 @@ _GiB = 1024**3
 
 def kinds(role: str) -> tuple[str, ...]:
     """The bad-record kinds that apply to the topic of ``role``."""
-    return tuple(k for k in EXPECTED_CODE if k != "rule_violation" or role in _RULE_BREAKERS)
+    return tuple(
+        k
+        for k in EXPECTED_CODE
+        if (k != "rule_violation" or role in _RULE_BREAKERS) and (k != "null_value" or role not in _COMPACTED)
+    )
 
 
 def record_type(role: str) -> str:
@@ -141,9 +150,15 @@ def encode(rec: Any) -> bytes:
     return orjson.dumps(rec)
 
 
-def bad(role: str, kind: str, rng: random.Random, now: float, max_bytes: int, i: int = 0) -> bytes:
+def bad(role: str, kind: str, rng: random.Random, now: float, max_bytes: int, i: int = 0) -> bytes | None:
     """A record of ``kind`` for the topic of ``role`` that must be refused with ``EXPECTED_CODE[kind]``."""
     base = valid(role, i, now, tag="bad")
+    if kind == "empty_value":
+        return b""
+    if kind == "null_value":
+        if role in _COMPACTED:
+            raise ValueError(f"a null value on {role} is a tombstone, not a bad record")
+        return None
     if kind == "random_bytes":
         # A leading control byte can start no JSON text, whatever follows.
         return bytes([rng.randrange(0, 9)]) + rng.randbytes(rng.randrange(0, 512))

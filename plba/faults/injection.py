@@ -62,7 +62,7 @@ class _Injector:
         self.landed: dict[tuple[str, int, int], str | None] = {}  # (topic, partition, offset) -> kind
         self.failed = 0
 
-    def send(self, topic: str, key: bytes, value: bytes, kind: str | None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes | None, kind: str | None) -> None:
         def done(err: Any, msg: Any) -> None:
             if err is not None:
                 self.failed += 1

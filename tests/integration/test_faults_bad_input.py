@@ -1,9 +1,9 @@
 """Bad input into a running worker: every bad record in the DLQ with its reason, every valid one processed.
 
 A smaller run than ``plba bench faults`` (which injects 10,000 per topic): 300 bad records of every
-kind (random bytes, truncated JSON, not an object, field deleted, wrong type, out of range,
-oversized, unknown schema version, clock skew ahead and behind, broken cross-field rules) per
-input topic, 100 valid ones interleaved, counted by their coordinates.
+kind (empty and null values, random bytes, truncated JSON, not an object, field deleted, wrong
+type, out of range, oversized, unknown schema version, clock skew ahead and behind, broken
+cross-field rules) per input topic, 100 valid ones interleaved, counted by their coordinates.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from plba.faults.bad_records import INPUT_ROLES
 from plba.faults.injection import run_bad_input
 from schemas.errors import (
     CLOCK_SKEW,
+    EMPTY_VALUE,
     INVALID_JSON,
     NOT_AN_OBJECT,
     RULE_VIOLATION,
@@ -36,7 +37,8 @@ def test_bad_records_land_in_the_dlq_with_their_reason_and_valid_ones_flow(base_
     assert r["bad_records_wrong_code"] == 0 and r["bad_records_missing_from_dlq"] == 0, r
     assert r["dlq_by_reason"] == r["injected_by_reason"]
     assert set(r["injected_by_reason"]) == {
-        CLOCK_SKEW, INVALID_JSON, NOT_AN_OBJECT, RULE_VIOLATION, SCHEMA_VIOLATION, TOO_LARGE, UNKNOWN_SCHEMA_VERSION,
+        CLOCK_SKEW, EMPTY_VALUE, INVALID_JSON, NOT_AN_OBJECT, RULE_VIOLATION, SCHEMA_VIOLATION, TOO_LARGE,
+        UNKNOWN_SCHEMA_VERSION,
     }  # fmt: skip
     assert r["injected_by_topic"] == dict.fromkeys(INPUT_ROLES, BAD)
     # Each topic's dead letters come from the one processor that owns them: orders from the
