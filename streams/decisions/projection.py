@@ -47,6 +47,7 @@ class Projection:
         self.assessed: dict[tuple[str, str], float] = {}  # peak ratio of each node when assessed
         self._fast = getattr(view.workload_forecasts, "moments", None)
         self._rows = getattr(view.workload_forecasts, "moment_rows", None)
+        self._node_fast = getattr(view.node_forecasts, "moments", None)
         self._k2 = config.uncertainty_scale**2  # margins are kept squared
         self._peaks = [
             e
@@ -110,7 +111,8 @@ class Projection:
         key = (node_id, resource)
         got = self._moments.get(key)
         if got is None:
-            got = self._moments[key] = self.view.node_moments(node_id, resource)
+            fast = self._node_fast(node_id, resource) if self._node_fast is not None else None
+            got = self._moments[key] = fast if fast is not None else self.view.node_moments(node_id, resource)
             if self._k2 != 1.0:
                 got[1][:] = [v * self._k2 for v in got[1]]
             self._apply_events(node_id, resource, got)

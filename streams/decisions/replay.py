@@ -102,7 +102,6 @@ class _Table(Mapping[tuple[str, str], ResourceForecast]):
     ) -> None:
         self.index, self.mean, self.upper, self.at, self.horizons = index, mean, upper, at, horizons
         self._sq: np.ndarray | None = None
-        self._lists: tuple[list[list[float]], list[list[float]]] | None = None
 
     def _square(self) -> np.ndarray:
         if self._sq is None:
@@ -110,13 +109,14 @@ class _Table(Mapping[tuple[str, str], ResourceForecast]):
         return self._sq
 
     def moments(self, subject: str, resource: str) -> tuple[list[float], list[float]] | None:
-        """(mean, squared upper margin) as the projection wants them, without a ResourceForecast."""
+        """(mean, squared upper margin) as the projection wants them, without a ResourceForecast.
+
+        Fresh lists on every call (the projection updates node moments in place).
+        """
         i = self.index.get(subject) if resource == "cpu" else None
         if i is None:
             return None
-        if self._lists is None:  # one conversion per step beats one per workload looked at
-            self._lists = self.mean.tolist(), self._square().tolist()
-        return self._lists[0][i], self._lists[1][i]
+        return self.mean[i].tolist(), self._square()[i].tolist()
 
     def moment_rows(self, subjects: list[str], resource: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The same for several subjects at once, as (subjects, horizons) arrays."""
