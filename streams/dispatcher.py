@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 # How much longer than the order's own deadline a Migrate stream may stay open.
 STREAM_SLACK_SECONDS = 30.0
+# How long an order waits for its nodes' executor endpoints (learned from node telemetry): a
+# dispatcher that has just started may read an order before the nodes' next sample.
+ENDPOINT_WAIT_SECONDS = 30.0
 
 
 def channel_credentials(tls_dir: Path) -> grpc.ChannelCredentials | None:
@@ -74,10 +77,19 @@ class Dispatcher:
             await ch.close()
         self._channels.clear()
 
+    async def _endpoints(self, order: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The source and target endpoints, waiting a while (not past the deadline) for unknown ones."""
+        give_up = min(float(order["deadline_at"]), self._clock() + ENDPOINT_WAIT_SECONDS)
+        while True:
+            source = self._endpoint_of(order["source_node"])
+            target = self._endpoint_of(order["target_node"])
+            if (source and target) or self._clock() >= give_up:
+                return source, target
+            await asyncio.sleep(self._backoff)
+
     async def execute(self, order: Mapping[str, Any], attempt: int = 1) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Carry out one order; yields ("migrations" | "placements", record) as they happen."""
-        source = self._endpoint_of(order["source_node"])
-        target = self._endpoint_of(order["target_node"])
+        source, target = await self._endpoints(order)
         if not source or not target:
             missing = order["source_node"] if not source else order["target_node"]
             yield "migrations", status_record(

@@ -4,6 +4,11 @@ Orders are idempotent by ``order_id``. The book remembers every order it has see
 terminal state (bounded, oldest forgotten first), so a redelivered order is answered from the
 book instead of being executed again; the executors are idempotent by ``order_id`` as well (their
 journal), which covers a dispatcher restart that lost the book.
+
+Orders for one workload are carried out in sequence (the processor holds a lock per workload),
+and an order issued before one the book has already admitted for the same workload is
+superseded: the newer order was decided on a fresher view, so the older one must never move the
+workload after it (or back).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 TERMINAL = frozenset({"completed", "failed", "rolled_back", "rejected", "expired"})
 
 RUN, DUPLICATE, EXPIRED, DRY_RUN, IN_PROGRESS = "run", "duplicate", "expired", "dry_run", "in_progress"
+SUPERSEDED = "superseded"
 
 
 @dataclass
@@ -23,6 +29,8 @@ class DispatchBook:
     capacity: int = 100_000
     finished: OrderedDict[str, str] = field(default_factory=OrderedDict)  # order_id -> terminal state
     running: set[str] = field(default_factory=set)
+    # workload_id -> issued_at of the newest order admitted for it (bounded like ``finished``)
+    newest: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     def admit(self, order: Mapping[str, Any], now: float) -> str:
         """What to do with an order that arrives at ``now``."""
@@ -33,8 +41,15 @@ class DispatchBook:
             return IN_PROGRESS
         if order.get("dry_run"):
             return DRY_RUN
+        workload, issued = order["workload_id"], float(order["issued_at"])
+        if issued < self.newest.get(workload, float("-inf")):
+            return SUPERSEDED
         if now > float(order["deadline_at"]):
             return EXPIRED
+        self.newest[workload] = issued
+        self.newest.move_to_end(workload)
+        while len(self.newest) > self.capacity:
+            self.newest.popitem(last=False)
         self.running.add(oid)
         return RUN
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from typing import Any
 
 import faust
@@ -11,14 +13,25 @@ import faust
 from schemas.codec import codec
 from schemas.settings import Settings
 from streams.dispatcher import Dispatcher, channel_credentials
-from streams.live.dispatch import DRY_RUN, DUPLICATE, EXPIRED, IN_PROGRESS, RUN, TERMINAL, DispatchBook, status_record
+from streams.live.dispatch import (
+    DRY_RUN,
+    DUPLICATE,
+    EXPIRED,
+    IN_PROGRESS,
+    RUN,
+    SUPERSEDED,
+    TERMINAL,
+    DispatchBook,
+    status_record,
+)
 from streams.processors.intake import intake
 from streams.processors.intake import publish as send
 
 log = logging.getLogger(__name__)
 
-# Migrations run for seconds to minutes: run several at once (one per workload at most, because
-# orders are keyed by workload and the policy keeps one in flight per workload).
+# Migrations run for seconds to minutes: run several at once, one per workload at most (a lock
+# per workload: the agent's concurrent actors share the partitions, so two orders for a workload
+# could otherwise race, and an older one could win).
 CONCURRENCY = 8
 _DRIVER_OF_METHOD = {"live": "qemu", "snapshot": "process", "reroute": "function", "simulated": "sim"}
 
@@ -26,6 +39,8 @@ _DRIVER_OF_METHOD = {"live": "qemu", "snapshot": "process", "reroute": "function
 def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any = None) -> DispatchBook:
     endpoints: dict[str, str] = {}
     book = DispatchBook()
+    # Dropped once no actor holds or waits for it.
+    workload_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
     dispatcher = Dispatcher(endpoints.get, credentials=channel_credentials(settings.tls_dir))
     orders_topic = settings.topic("orders")
     usage_topic = settings.topic("node_usage")
@@ -70,37 +85,45 @@ def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any
         ):  # fmt: skip
             order = rec.value
             assert order is not None
-            verdict = book.admit(order, time.time())
-            if verdict in (DUPLICATE, IN_PROGRESS, DRY_RUN):
-                log.info("order %s: %s, not executed", order["order_id"], verdict)
-                continue
-            if verdict == EXPIRED:
-                await publish("migrations", status_record(
-                    order, "expired", time.time(),
-                    error=("deadline_passed", "the order reached the dispatcher after its deadline"),
-                ))  # fmt: skip
-                book.finish(order["order_id"], "expired")
-                continue
-            assert verdict == RUN
-            final = None
-            in_flight = (
-                metrics.migrations_in_flight.labels(_DRIVER_OF_METHOD.get(order["method"], "other"))
-                if metrics
-                else None
+            lock = workload_locks.get(order["workload_id"])
+            if lock is None:
+                lock = workload_locks[order["workload_id"]] = asyncio.Lock()
+            async with lock:
+                await carry_out(order)
+
+    async def carry_out(order: dict[str, Any]) -> None:
+        verdict = book.admit(order, time.time())
+        if verdict in (DUPLICATE, IN_PROGRESS, DRY_RUN):
+            log.info("order %s: %s, not executed", order["order_id"], verdict)
+            return
+        if verdict in (EXPIRED, SUPERSEDED):
+            state, error = (
+                ("expired", ("deadline_passed", "the order reached the dispatcher after its deadline"))
+                if verdict == EXPIRED
+                else ("rejected", ("superseded", "a newer order for this workload was already admitted"))
             )
+            log.info("order %s: %s, not executed", order["order_id"], verdict)
+            await publish("migrations", status_record(order, state, time.time(), error=error))
+            book.finish(order["order_id"], state)
+            return
+        assert verdict == RUN
+        final = None
+        in_flight = (
+            metrics.migrations_in_flight.labels(_DRIVER_OF_METHOD.get(order["method"], "other")) if metrics else None
+        )
+        if in_flight is not None:
+            in_flight.inc()
+        try:
+            async for role, out in dispatcher.execute(order):
+                await publish(role, out)
+                if role == "migrations" and out["state"] in TERMINAL:
+                    final = out["state"]
+        finally:
             if in_flight is not None:
-                in_flight.inc()
-            try:
-                async for role, out in dispatcher.execute(order):
-                    await publish(role, out)
-                    if role == "migrations" and out["state"] in TERMINAL:
-                        final = out["state"]
-            finally:
-                if in_flight is not None:
-                    in_flight.dec()
-                if final is None:
-                    book.release(order["order_id"])
-                else:
-                    book.finish(order["order_id"], final)
+                in_flight.dec()
+            if final is None:
+                book.release(order["order_id"])
+            else:
+                book.finish(order["order_id"], final)
 
     return book
