@@ -362,7 +362,7 @@ class _Cycle:
         for c in sorted(cands, key=lambda c: (c.priority, c.after_ratio))[:3]:
             x = c.workload
             x_size = max(self.proj.workload(x.workload_id, res)[0], default=0.0)
-            for b_id in self.finder.coolest(node.pool, res)[:8]:
+            for b_id in self.finder.coolest(node.pool, res, limit=8):
                 b = self.view.nodes[b_id]
                 if self.proj.peak_ratio(b_id, res) >= self.proj.target_limit(b, res):
                     break
@@ -462,8 +462,10 @@ class _Cycle:
         )
         self.gate.admit(order)
         self.proj.move(w.workload_id, source.node_id, target)
+        self.finder.moved((source.node_id, target))
         if self._fb is not None:
             self._fb[0].move(w.workload_id, source.node_id, target)
+            self._fb[1].moved((source.node_id, target))
         self.decision.orders.append(order)
         return order
 

@@ -48,6 +48,7 @@ class Projection:
         self._fast = getattr(view.workload_forecasts, "moments", None)
         self._rows = getattr(view.workload_forecasts, "moment_rows", None)
         self._node_fast = getattr(view.node_forecasts, "moments", None)
+        self._peak: dict[tuple[str, str], float] = {}
         self._k2 = config.uncertainty_scale**2  # margins are kept squared
         self._peaks = [
             e
@@ -139,7 +140,11 @@ class Projection:
                     self._bumped.setdefault((node_id, resource), set()).add(i)
 
     def peak_ratio(self, node_id: str, resource: str) -> float:
-        return self.peak_after(node_id, resource)
+        key = (node_id, resource)
+        got = self._peak.get(key)
+        if got is None:  # cached until an order moves work off or onto the node
+            got = self._peak[key] = self.peak_after(node_id, resource)
+        return got
 
     def peak_after(self, node_id: str, resource: str, plus: Sequence[str] = (), minus: Sequence[str] = ()) -> float:
         """Predicted peak ratio over the horizon with workloads ``plus`` added and ``minus`` removed."""
@@ -165,6 +170,7 @@ class Projection:
             for node_id, sign in ((source, -1.0), (target, 1.0)):
                 if node_id not in self.view.nodes:
                     continue
+                self._peak.pop((node_id, res), None)
                 mean, var = self.moments(node_id, res)
                 for i in range(len(mean)):
                     mean[i] = max(0.0, mean[i] + sign * wm[i])

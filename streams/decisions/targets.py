@@ -3,6 +3,8 @@ with room for the incoming workload's upper bound on every resource for the whol
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.decisions.cluster import ClusterView, Node, Workload
@@ -59,22 +61,44 @@ class TargetFinder:
         self.config = proj.config
         horizon = max(view.horizons_seconds) if view.horizons_seconds else 0.0
         self.guard_end = now + horizon + self.config.maintenance_guard_seconds
-        self._order: dict[tuple[str, str], list[str]] = {}
+        # Per (pool, resource): the pool's nodes as (peak ratio, id), coolest first, kept current
+        # as orders reserve room (see :meth:`moved`): with a stale order, nodes that took work
+        # earlier in the cycle would stay first, fill up, and hide the cool ones behind them.
+        self._order: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        self._entry: dict[tuple[str, str], tuple[float, str]] = {}
         self._maint: dict[str, bool] = {}
 
-    def coolest(self, pool: str, resource: str) -> list[str]:
+    def _ranked(self, pool: str, resource: str) -> list[tuple[float, str]]:
         key = (pool, resource)
-        if key not in self._order:
-            nodes = self.view.pool_nodes(pool)
+        got = self._order.get(key)
+        if got is None:
             known = self.proj.assessed
-            self._order[key] = sorted(
-                nodes,
-                key=lambda n: (
-                    known[(n, resource)] if (n, resource) in known else self.proj.peak_ratio(n, resource),
-                    n,
-                ),
-            )
-        return self._order[key]
+            entries = []
+            for n in self.view.pool_nodes(pool):
+                peak = known[(n, resource)] if (n, resource) in known else self.proj.peak_ratio(n, resource)
+                entries.append((peak, n))
+                self._entry[(n, resource)] = (peak, n)
+            got = self._order[key] = sorted(entries)
+        return got
+
+    def coolest(self, pool: str, resource: str, limit: int | None = None) -> list[str]:
+        ranked = self._ranked(pool, resource)
+        return [n for _, n in (ranked if limit is None else ranked[:limit])]
+
+    def moved(self, node_ids: Iterable[str]) -> None:
+        """Re-rank nodes whose projection changed (an order moved work off or onto them)."""
+        for node_id in node_ids:
+            node = self.view.nodes.get(node_id)
+            if node is None:
+                continue
+            for res in self.config.resources:
+                ranked = self._order.get((node.pool, res))
+                old = self._entry.get((node_id, res))
+                if ranked is None or old is None:
+                    continue
+                del ranked[bisect.bisect_left(ranked, old)]
+                new = self._entry[(node_id, res)] = (self.proj.peak_ratio(node_id, res), node_id)
+                bisect.insort(ranked, new)
 
     def maintenance(self, node: Node) -> bool:
         got = self._maint.get(node.node_id)
@@ -115,7 +139,8 @@ class TargetFinder:
         # Adding w raises every horizon by at least its smallest mean, so a node whose peak plus
         # that already exceeds its limit cannot take w; coolest first, neither can the rest.
         least = min(self.proj.workload(w.workload_id, resource)[0], default=0.0)
-        for scanned, node_id in enumerate(self.coolest(source.pool, resource)):
+        scanned = 0
+        for _, node_id in self._ranked(source.pool, resource):
             if scanned >= self.config.max_target_scan or fits >= self.config.max_target_fits:
                 break
             target = self.view.nodes[node_id]
@@ -128,7 +153,10 @@ class TargetFinder:
             if blocked is not None:
                 if blocked[0] != "same_node" and len(notes) < limit:
                     notes.append(TargetNote(node_id, *blocked))
+                if blocked[0] not in ("same_node", "node_limit"):
+                    scanned += 1  # nodes busy this cycle do not use up the scan budget
                 continue
+            scanned += 1
             limits = {r: cap_of(target, r) for r in resources}
             after, detail = self.proj.fits(node_id, w.workload_id, resources, limits)
             if after is None:
