@@ -3,19 +3,17 @@
 Two ``plba node`` processes publish telemetry (their executor endpoints) under a private topic
 prefix; a ``plba dispatcher`` consumes the orders topic. Produced to Kafka: one order twice in a
 row and once more after it completed; an older order while a newer one for the same workload
-runs (it must not move the workload); a newer and an older order back to back (a race: the
-dispatcher runs orders concurrently, so either may win, exactly one may move the workload; how
-often the older one wins is counted as ``reorder_races_won_by_older``); an older order after all
+runs (it must not move the workload); a newer and an older order back to back (the dispatcher
+keeps one workload's orders in sequence and rejects an order older than one it admitted as
+``superseded``, so the older one must never win: ``reorder_races_won_by_older``); an older order after all
 that (it must not move the workload). Then the first dispatcher stops and a second one (another
 consumer group: a book that never saw any of it) reads every order again, so the executors'
 journals alone must keep each order from moving the workload twice.
 
 Counted from the migrations topic (an ``accepted`` step is published once per execution) and the
 target executors' journals (a ``switched`` per move), and from the instance listings.
-``kafka_replays_contradicting`` counts orders whose terminal records disagree: a dispatcher that
-reads an order before it has read any telemetry of the order's nodes answers ``rejected``
-(``unknown_node``), also for an order that completed long ago (a dispatcher-side race, reported;
-nothing moves because of it).
+``kafka_replays_contradicting`` counts orders whose terminal records disagree between the two
+dispatchers (a replayed order must repeat its outcome).
 """
 
 from __future__ import annotations
@@ -210,7 +208,7 @@ async def _scenario(s: Settings, root: Path, tally: Tally, reader: Migrations, n
         await run(reader.wait, "newer and older", lambda: all(reader.terminal(o) for o in both),
                   OUTCOME_TIMEOUT_SECONDS, d1)  # fmt: skip
         # A newer and an older order back to back (na -> nb): the dispatcher runs orders
-        # concurrently, so either may reach the executor first; exactly one may move the workload.
+        # concurrently, but one workload's in sequence: the newer must win, the older is superseded.
         await run(produce, s, [race_newer, race_older])
         await run(reader.wait, "the racing pair", lambda: all(reader.terminal(o) for o in race),
                   OUTCOME_TIMEOUT_SECONDS, d1)  # fmt: skip
