@@ -110,8 +110,13 @@ def _least_loaded(
 ) -> str | None:
     """The least loaded node (ties: lowest id) of the pool that may take ``w`` and stays under."""
     # Scanned in (utilisation, id) order, the first node passing every check is the answer.
+    use = view.workload_usage.get((w.workload_id, res), 0.0)
+    uniform = ranks.uniform(source.pool, res)
     for _, node_id in ranks.of(source.pool, res):
         node = view.nodes[node_id]
+        if uniform is not None and (load[(node_id, res)] + use) / uniform > config.trigger_ratio:
+            # Equal capacities and thresholds: every node from here on is as full or fuller.
+            return None
         if node_id == source.node_id or compatible(w, source, node) is not None:
             continue
         if not gate.node_room(node_id) or gate.limits_block(source.node_id, node_id, source.pool):
@@ -137,6 +142,7 @@ class _Ranks:
         self.view, self.load = view, load
         self._sorted: dict[tuple[str, str], list[tuple[float, str]]] = {}
         self._entry: dict[tuple[str, str], tuple[float, str]] = {}
+        self._uniform: dict[tuple[str, str], float | None] = {}
 
     def of(self, pool: str, res: str) -> list[tuple[float, str]]:
         key = (pool, res)
@@ -148,6 +154,18 @@ class _Ranks:
                 entries.append(e)
             got = self._sorted[key] = sorted(entries)
         return got
+
+    def uniform(self, pool: str, res: str) -> float | None:
+        """The capacity of every node of the pool if they are all equal with no threshold of
+        their own for ``res`` (then fit is monotone in utilisation), else None."""
+        key = (pool, res)
+        if key not in self._uniform:
+            nodes = [self.view.nodes[n] for n in self.view.pool_nodes(pool)]
+            caps = {n.capacity.get(res, 0.0) for n in nodes}
+            same = len(caps) == 1 and not any(res in n.thresholds for n in nodes)
+            cap = next(iter(caps)) if same else 0.0
+            self._uniform[key] = cap if cap > 0 else None
+        return self._uniform[key]
 
     def drop(self, node_id: str, res: str) -> None:
         e = self._entry.pop((node_id, res), None)
