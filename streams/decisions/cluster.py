@@ -130,6 +130,8 @@ class ClusterView:
     events: Sequence[EventWindow] = ()
     in_flight: Mapping[str, InFlight] = field(default_factory=dict)  # by workload_id
     finished: Mapping[str, str] = field(default_factory=dict)  # order_id -> terminal status
+    # node_id -> when a workload last moved onto or off it (a completed migration)
+    hosting_changed_at: Mapping[str, float] = field(default_factory=dict)
     hosted: Mapping[str, Sequence[str]] | None = None
     _pools: dict[str, list[str]] | None = None
 
@@ -181,9 +183,18 @@ class ClusterView:
         independent errors (means add, squared upper margins add), far less pessimistic than a
         sum of upper bounds. An unreliable forecast is never below the load seen now (the reactive
         fallback of ARCHITECTURE §5).
+
+        After a workload moved onto or off the node, its node-level forecast still follows the
+        old set of workloads (it learned from their sum) until the longest horizon has passed:
+        meanwhile the aggregate of the workloads it hosts now is the truth, otherwise a node just
+        relieved would look as hot as before and lose another workload in the next cycle.
         """
         n = len(self.horizons_seconds)
         fc = self.node_forecasts.get((node_id, resource))
+        changed = self.hosting_changed_at.get(node_id)
+        settle = max(self.horizons_seconds, default=0.0)
+        if fc is not None and changed is not None and fc.made_at - changed < settle:
+            fc = None
         if fc is not None and len(fc.upper) >= n:
             mean = list(fc.mean[:n])
             if not fc.reliable:

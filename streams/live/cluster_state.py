@@ -58,6 +58,7 @@ class LiveClusterState:
     in_flight: dict[str, InFlight] = field(default_factory=dict)  # by workload_id
     finished: dict[str, str] = field(default_factory=dict)  # order_id -> terminal state
     placements: dict[str, str] = field(default_factory=dict)  # workload_id -> node_id
+    hosting_changed_at: dict[str, float] = field(default_factory=dict)  # node_id -> last move in/out
     latest_at: float = 0.0  # event time: the newest sampled_at seen
 
     # --- folding records ------------------------------------------------------------------
@@ -191,6 +192,9 @@ class LiveClusterState:
         if current is not None and current.order_id == rec["order_id"]:
             del self.in_flight[rec["workload_id"]]
         if rec["state"] == "completed":
+            at = float(rec["at"])
+            for nid in (rec["source_node"], rec["target_node"]):
+                self.hosting_changed_at[nid] = max(at, self.hosting_changed_at.get(nid, at))
             self.placements[rec["workload_id"]] = rec["target_node"]
             w = self.workloads.get(rec["workload_id"])
             if w is not None:
@@ -215,6 +219,7 @@ class LiveClusterState:
             self.placements.pop(wid, None)
         self.in_flight = {w: f for w, f in self.in_flight.items() if w not in wids and f.source_node not in gone}
         self.node_forecasts = {k: v for k, v in self.node_forecasts.items() if k[0] not in gone}
+        self.hosting_changed_at = {n: t for n, t in self.hosting_changed_at.items() if n not in gone}
         self.workload_forecasts = {k: v for k, v in self.workload_forecasts.items() if k[0] not in wids}
 
     # --- reading --------------------------------------------------------------------------
@@ -278,6 +283,7 @@ class LiveClusterState:
             events=tuple(self.events.values()),
             in_flight={w: f for w, f in self.in_flight.items() if w in workloads},
             finished=dict(self.finished),
+            hosting_changed_at={n: t for n, t in self.hosting_changed_at.items() if n in nodes},
         )
 
 

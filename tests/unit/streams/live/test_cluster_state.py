@@ -85,13 +85,43 @@ def test_completed_migration_moves_the_workload_and_closes_the_order():
              "issued_at": T0, "deadline_at": T0 + 60, "dry_run": False}  # fmt: skip
     st.on_order(order)
     assert "w" in st.view().in_flight
-    st.on_migration({"order_id": "o1", "workload_id": "w", "state": "transferring", "target_node": "b"})
+    step = {"order_id": "o1", "workload_id": "w", "source_node": "a", "target_node": "b", "at": T0 + 5}
+    st.on_migration({**step, "state": "transferring"})
     assert "w" in st.view().in_flight
-    st.on_migration({"order_id": "o1", "workload_id": "w", "state": "completed", "target_node": "b"})
+    st.on_migration({**step, "state": "completed"})
     view = st.view()
     assert "w" not in view.in_flight and view.workloads["w"].node_id == "b"
     st.on_order(order)  # a redelivered order of a finished migration does not reopen it
     assert "w" not in st.view().in_flight
+
+
+def forecast(subject: str, kind: str, at: float, cores: float) -> dict:
+    return {
+        "subject": subject, "subject_kind": kind, "node_id": subject, "resource": "cpu", "unit": "absolute",
+        "issued_at": at, "horizons_seconds": [60.0, 120.0], "mean": [cores, cores], "upper": [cores, cores],
+        "reliable": True,
+    }  # fmt: skip
+
+
+def test_a_node_forecast_gives_way_to_its_workloads_sum_until_a_move_has_settled():
+    # The node's forecaster learned from w1 + w2 (6 cores); w2 moved off at T0 + 10.
+    st = LiveClusterState(horizons_seconds=(60.0, 120.0))
+    st.on_node_usage(node("a", T0, 0.75, ["w1", "w2"]))
+    st.on_node_usage(node("b", T0, 0.1, []))
+    st.on_workload_usage(wl("w1", "a", T0, 2.0))
+    st.on_workload_usage(wl("w2", "a", T0, 4.0))
+    st.on_forecast(forecast("a", "node", T0, 6.0))
+    st.on_forecast(forecast("w1", "workload", T0, 2.0))
+    st.on_forecast(forecast("w2", "workload", T0, 4.0))
+    assert st.view().node_moments("a", "cpu")[0] == [6.0, 6.0]  # no move yet: the node's own forecast
+    st.on_migration({"order_id": "o1", "workload_id": "w2", "source_node": "a", "target_node": "b",
+                     "at": T0 + 10, "state": "completed"})  # fmt: skip
+    st.on_forecast(forecast("a", "node", T0 + 20, 6.0))  # still remembers w2
+    view = st.view()
+    assert view.node_moments("a", "cpu")[0] == [2.0, 2.0]  # what a hosts now
+    assert view.node_moments("b", "cpu")[0] == [4.0, 4.0]
+    st.on_forecast(forecast("a", "node", T0 + 10 + 120, 2.5))  # the longest horizon has passed
+    assert st.view().node_moments("a", "cpu")[0] == [2.5, 2.5]
 
 
 def test_stage_waits_for_complete_view_then_decides_once_per_interval():
