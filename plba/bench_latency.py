@@ -152,6 +152,30 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def wait_orders(reader: OrderReader, hot: set[str], since: float, timeout: float, progress: Progress | None) -> None:
+    """Wait until every hot node has had an order, or no new order came for ``timeout`` seconds.
+
+    The worker's usage offsets say the forecasters have caught up, not the decisions: those run
+    behind the forecasts and (sharded by pool) one more hop through the broker.
+    """
+    time.sleep(2.0)  # at least the last cycle's orders
+    count, deadline, last_report = -1, time.monotonic() + timeout, 0.0
+    while True:
+        mine = [o for _seen, _ts, o in list(reader.orders) if o["issued_at"] >= since]
+        if hot <= {o["source_node"] for o in mine}:
+            return
+        now = time.monotonic()
+        if len(mine) != count:
+            count, deadline = len(mine), now + timeout
+        elif now > deadline:
+            return  # measured on the orders that came; how many is in the JSON
+        if progress is not None and now - last_report >= 5.0:
+            last_report = now
+            got = len(hot & {o["source_node"] for o in mine})
+            progress(f"  waiting for the decisions: orders for {got} of {len(hot)} hot nodes")
+        time.sleep(0.5)
+
+
 @dataclass
 class Latency:
     p50_ms: float
@@ -216,7 +240,7 @@ def measure_latency(settings: Settings, cfg: PipelineBenchConfig, workdir: Path,
                 cfg.timeout_seconds,
                 progress,
             )
-            time.sleep(2.0)  # the last cycle's orders
+            wait_orders(reader, {f"node-{n:05d}" for n in hot_at}, load.started_at, cfg.timeout_seconds, progress)
         finally:
             reader.stopping.set()
             reader.join(10)

@@ -22,10 +22,7 @@ The policy's own orders are written to the pool-state topic too, so a new owner 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import ssl
 import time
 from collections.abc import Iterable
 from typing import Any, cast
@@ -40,6 +37,7 @@ from streams.decisions.cluster import RESOURCES
 from streams.decisions.sharding import BROADCAST, PoolRouter, Routed, parse_key, pool_partition, state_key
 from streams.live.cluster_state import STALE_INTERVALS, LiveClusterState
 from streams.live.decision_stage import DecisionStage
+from streams.processors.follow import follow_all
 from streams.processors.intake import intake, publish
 
 log = logging.getLogger(__name__)
@@ -99,7 +97,7 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
 
     @app.task
     async def read_node_pools() -> None:
-        await _read_all(settings, settings.topic("node_pools"), TOPICS["node_pools"].partitions, learn)
+        await follow_all(settings, settings.topic("node_pools"), TOPICS["node_pools"].partitions, learn)
 
     async def learn(key: bytes | None, value: bytes | None) -> None:
         try:
@@ -231,53 +229,6 @@ def _fold(state: LiveClusterState, role: str, subject: str, value: Any) -> None:
         "orders": state.on_order,
     }[role]
     fold(value)
-
-
-async def _read_all(settings: Settings, topic: str, partitions: int, handle: Any) -> None:
-    """Read every partition of ``topic`` from its start and keep following it (no consumer group)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    while True:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", **_security(settings),
-        )  # fmt: skip
-        try:
-            await consumer.start()
-            tps = [TopicPartition(topic, p) for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for msgs in batches.values():
-                    for m in msgs:
-                        await handle(m.key, m.value)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the broker may be away: retry, never kill the worker
-            log.warning("decisions: reading %s failed (%r); retrying", topic, exc)
-            await asyncio.sleep(2.0)
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-
-
-def _security(settings: Settings) -> dict[str, Any]:
-    """aiokafka's options for the same security as ``Settings.confluent_config()``."""
-    protocol = settings.kafka_security_protocol or "PLAINTEXT"
-    out: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-        if settings.kafka_ssl_certfile:
-            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
-        out["ssl_context"] = context
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        out.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
-        )
-    return out
 
 
 def observe_fleet(state: LiveClusterState, metrics: Any, fleet: Any, threshold: float) -> None:

@@ -11,7 +11,9 @@ from typing import Any
 import faust
 
 from schemas.codec import codec
+from schemas.errors import ContractError
 from schemas.settings import Settings
+from schemas.topics import TOPICS
 from streams.dispatcher import Dispatcher, channel_credentials
 from streams.live.dispatch import (
     DRY_RUN,
@@ -24,6 +26,7 @@ from streams.live.dispatch import (
     DispatchBook,
     status_record,
 )
+from streams.processors.follow import follow_all
 from streams.processors.intake import intake
 from streams.processors.intake import publish as send
 
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 # per workload: the agent's concurrent actors share the partitions, so two orders for a workload
 # could otherwise race, and an older one could win).
 CONCURRENCY = 8
+# Node usage records per partition read back at start: each node's latest endpoint is in there
+# (nodes report every few seconds), without reading days of telemetry.
+ENDPOINT_TAIL = 2000
 _DRIVER_OF_METHOD = {"live": "qemu", "snapshot": "process", "reroute": "function", "simulated": "sim"}
 
 
@@ -45,7 +51,6 @@ def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any
     orders_topic = settings.topic("orders")
     usage_topic = settings.topic("node_usage")
     orders = app.topic(orders_topic, value_type=bytes, key_type=bytes)
-    usage = app.topic(usage_topic, value_type=bytes, key_type=bytes)
     migrations = app.topic(settings.topic("migrations"), value_type=bytes, key_type=bytes)
     placements = app.topic(settings.topic("placements"), value_type=bytes, key_type=bytes)
     dlq = app.topic(settings.topic("dlq"), value_type=bytes, key_type=bytes)
@@ -67,15 +72,19 @@ def register(app: faust.App, settings: Settings, metrics: Any = None, fleet: Any
                 if fleet is not None and rec["state"] == "completed":
                     fleet.record_migration(rec["workload_id"], rec["at"])
 
-    @app.agent(usage, name="plba.dispatcher.endpoints")
-    async def track_endpoints(stream: Any) -> None:
-        async for rec in intake(
-            stream, roles={usage_topic: "node_usage"}, codecs={"node_usage": usage_codec},
-            dlq_topic=dlq, processor="dispatcher", metrics=metrics,
-            owns_dlq=frozenset(),  # node-usage dead letters belong to the forecasting processor
-        ):  # fmt: skip
-            assert rec.value is not None
-            endpoints[rec.value["node_id"]] = rec.value["executor_endpoint"]
+    @app.task
+    async def track_endpoints() -> None:
+        # Every node's endpoint, whichever partitions this worker owns: an order for any node may
+        # land here. Node-usage dead letters belong to the forecasting processor: invalid records
+        # are skipped here, not reported twice.
+        await follow_all(settings, usage_topic, TOPICS["node_usage"].partitions, learn_endpoint, tail=ENDPOINT_TAIL)
+
+    async def learn_endpoint(key: bytes | None, value: bytes | None) -> None:
+        try:
+            rec = usage_codec.decode(value)
+        except ContractError:  # the forecasting processor dead-letters it
+            return
+        endpoints[rec["node_id"]] = rec["executor_endpoint"]
 
     @app.agent(orders, name="plba.dispatcher", concurrency=CONCURRENCY)
     async def dispatch(stream: Any) -> None:
