@@ -219,28 +219,3 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-def workload_processes(root: Path) -> list[Any]:
-    """Live processes whose working directory is under ``root`` (workloads of test nodes)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["cwd", "status"]):
-        try:
-            cwd = proc.info["cwd"]
-            if cwd and Path(cwd).is_relative_to(root) and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.Error, ValueError):
-            continue
-    return found
-
-
-def kill_leftovers(root: Path) -> None:
-    import contextlib
-
-    import psutil
-
-    for proc in workload_processes(root):
-        with contextlib.suppress(psutil.Error):
-            proc.kill()

@@ -23,21 +23,14 @@ import pytest
 
 from agents.drivers.base import WorkloadSpec
 from agents.executor_client import ExecutorClient
+from plba.faults.executor import CRASH_CASES
+from plba.faults.nodes import kill_leftovers, workload_processes
 from schemas import executor_pb2 as pb
 from streams.dispatcher import Dispatcher
-from tests.integration.migrate_helpers import NodeProcess, kill_leftovers, until, workload_processes
+from tests.integration.migrate_helpers import NodeProcess, until
 
 # (role, phase) -> the outcome the protocol must reach
-CASES = {
-    ("source", "prepare"): "rolled_back",
-    ("source", "transfer"): "rolled_back",
-    ("source", "switch"): "completed",
-    ("source", "commit"): "completed",
-    ("target", "prepare"): "rolled_back",
-    ("target", "transfer"): "rolled_back",
-    ("target", "switch"): "completed",
-    ("target", "commit"): "completed",
-}
+CASES = CRASH_CASES
 
 
 def counter_spec() -> WorkloadSpec:

@@ -20,8 +20,9 @@ import pytest
 
 from agents.drivers.base import WorkloadSpec
 from agents.executor_client import ExecutorClient
+from plba.faults.nodes import kill_leftovers, workload_processes
 from streams.dispatcher import Dispatcher
-from tests.integration.migrate_helpers import NodeProcess, kill_leftovers, until, workload_processes
+from tests.integration.migrate_helpers import NodeProcess, until
 
 pytestmark = [
     pytest.mark.qemu,

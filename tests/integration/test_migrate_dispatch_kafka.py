@@ -19,8 +19,9 @@ import pytest
 
 from agents.drivers.base import WorkloadSpec
 from agents.executor_client import ExecutorClient
+from plba.faults.nodes import kill_leftovers, workload_processes
 from tests.integration.kafka_io import produce, read_topic, running, settings_env
-from tests.integration.migrate_helpers import NodeProcess, kill_leftovers, workload_processes
+from tests.integration.migrate_helpers import NodeProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
