@@ -152,21 +152,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def wait_orders(reader: OrderReader, hot: set[str], since: float, timeout: float, progress: Progress | None) -> None:
-    """Wait until every hot node has had an order, or no new order came for ``timeout`` seconds.
+def wait_orders(reader: OrderReader, hot: set[str], since: float, quiet: float, progress: Progress | None) -> None:
+    """Wait until every hot node has had an order, or no new order came for ``quiet`` seconds.
 
     The worker's usage offsets say the forecasters have caught up, not the decisions: those run
     behind the forecasts and (sharded by pool) one more hop through the broker.
     """
     time.sleep(2.0)  # at least the last cycle's orders
-    count, deadline, last_report = -1, time.monotonic() + timeout, 0.0
+    count, deadline, last_report = -1, time.monotonic() + quiet, 0.0
     while True:
         mine = [o for _seen, _ts, o in list(reader.orders) if o["issued_at"] >= since]
         if hot <= {o["source_node"] for o in mine}:
             return
         now = time.monotonic()
         if len(mine) != count:
-            count, deadline = len(mine), now + timeout
+            count, deadline = len(mine), now + quiet
         elif now > deadline:
             return  # measured on the orders that came; how many is in the JSON
         if progress is not None and now - last_report >= 5.0:
@@ -240,7 +240,10 @@ def measure_latency(settings: Settings, cfg: PipelineBenchConfig, workdir: Path,
                 cfg.timeout_seconds,
                 progress,
             )
-            wait_orders(reader, {f"node-{n:05d}" for n in hot_at}, load.started_at, cfg.timeout_seconds, progress)
+            # Decisions run every second: 30 s without a new order means no more are coming (the
+            # policy's limits hold further ones back while no dispatcher completes the first).
+            quiet = min(cfg.timeout_seconds, 30.0)
+            wait_orders(reader, {f"node-{n:05d}" for n in hot_at}, load.started_at, quiet, progress)
         finally:
             reader.stopping.set()
             reader.join(10)
