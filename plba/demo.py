@@ -36,6 +36,8 @@ from schemas.settings import Settings
 
 DEMO_ROLES = ("node_usage", "workload_usage", "forecasts", "orders", "migrations", "explanations", "dlq")
 DECISION_INTERVAL_SECONDS = 2.0
+# How long a node process may take to serve its executor (imports and drivers; slow when loaded).
+NODE_START_SECONDS = 60.0
 # Alibaba machines that are busy for the whole trace (m_1933 and m_1946 idle, m_1932/m_1947 partial).
 DEFAULT_SERIES = (
     "m_1934", "m_1935", "m_1936", "m_1937", "m_1938", "m_1939", "m_1940",
@@ -219,13 +221,14 @@ async def _start_workloads(
 
     for ep in endpoints:
         async with ExecutorClient(ep, timeout_seconds=5.0) as client:
-            for _ in range(100):
+            deadline = time.monotonic() + NODE_START_SECONDS
+            while True:
                 with contextlib.suppress(Exception):  # still starting
                     if await client.check_health() == "SERVING":
                         break
+                if time.monotonic() > deadline:
+                    raise DemoError(f"node at {ep} did not become healthy in {NODE_START_SECONDS:.0f} s")
                 await asyncio.sleep(0.2)
-            else:
-                raise DemoError(f"node at {ep} did not become healthy")
     for p in placements:
         # A VM's start writes its random RAM file first and QEMU is TCG on a busy host: be patient.
         async with ExecutorClient(endpoints[p.node_index], timeout_seconds=60.0 if cfg.real else 10.0) as client:

@@ -36,7 +36,7 @@ from schemas.settings import Settings
 
 Progress = Callable[[str], None]
 # After a fault the pipeline gets this long (beyond the phase) to complete a migration again.
-MAX_WAIT_SECONDS = 150.0
+MAX_WAIT_SECONDS = 240.0
 WARM_OBSERVATIONS = 12
 
 

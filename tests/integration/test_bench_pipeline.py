@@ -26,9 +26,9 @@ def test_tiny_pipeline_bench_reports_every_figure_and_cleans_up(kafka_settings, 
     env = dict(os.environ, PLBA_KAFKA_BOOTSTRAP=kafka_settings.bootstrap, PLBA_LOG_LEVEL="WARNING")
     args = [
         sys.executable, "-m", "plba.cli.main", "bench", "pipeline", "--json", "--workloads", "100",
-        "--samples-per-workload", "12", "--load-rate", "250", "--load-seconds", "6", "--timeout", "90",
+        "--samples-per-workload", "12", "--load-rate", "250", "--load-seconds", "6", "--timeout", "240",
     ]  # fmt: skip
-    done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, timeout=300, check=False)
+    done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     result = orjson.loads(done.stdout)
     for key in KEYS:
