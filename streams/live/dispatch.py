@@ -41,11 +41,11 @@ class DispatchBook:
             return IN_PROGRESS
         if order.get("dry_run"):
             return DRY_RUN
+        if now > float(order["deadline_at"]):
+            return EXPIRED
         workload, issued = order["workload_id"], float(order["issued_at"])
         if issued < self.newest.get(workload, float("-inf")):
             return SUPERSEDED
-        if now > float(order["deadline_at"]):
-            return EXPIRED
         self.newest[workload] = issued
         self.newest.move_to_end(workload)
         while len(self.newest) > self.capacity:

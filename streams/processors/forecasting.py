@@ -20,16 +20,13 @@ from schemas.codec import codec
 from schemas.settings import Settings
 from schemas.topics import TOPICS
 from streams.live.forecast_stage import RESOURCES, ForecastStage
-from streams.processors.intake import Record, intake, intake_batches, publish
+from streams.processors.intake import intake, publish
 
 log = logging.getLogger(__name__)
 
 EVICT_EVERY_SECONDS = 60.0
 # Snapshots are tens of KB; Kafka's default message limit is 1 MB.
 MAX_SNAPSHOT_BYTES = 512 * 1024
-BATCH_SIZE = 500
-# A batch waits at most this long for more records: a small share of the decision latency budget.
-BATCH_WITHIN_SECONDS = 0.02
 
 
 def _state_key(subject: str, resource: str) -> bytes:
@@ -77,51 +74,27 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
             if not ok:
                 log.warning("forecaster snapshot of %s/%s is unusable; starting that series afresh", subject, res)
 
-    def save(kind: str, latest: dict[str, tuple[float, int]]) -> None:
-        """Write the due snapshots of the series of ``latest`` (subject -> newest sample time, partition).
-
-        A batch is processed outside Faust's per-event context, so the changelog partition is
-        given explicitly: the partition of the subject's usage records, as a write from inside
-        the stream would use (a rebalance moves the state with the records' partition).
-        """
-        table = tables[kind]
-        for subject, (at, partition) in latest.items():
-            for (_subj, res), state in stage.due_snapshots(subject, at):
-                blob = orjson.dumps(state)
-                if len(blob) > MAX_SNAPSHOT_BYTES:
-                    # Never let one oversized state stop the producer: skip it (the series relearns
-                    # on restart) and say so.
-                    log.error("forecaster state of %s/%s is %d bytes; not saved", subject, res, len(blob))
-                    continue
-                key = _state_key(subject, res)
-                table.send_changelog(partition, key, blob)
-                table.data[key] = blob
-
-    async def handle(kind: str, batch: list[Record]) -> None:
-        """Learn a batch of usage records, then save due snapshots once per series and publish."""
-        learn = stage.on_workload_usage if kind == "workload" else stage.on_node_usage
-        field_name = "workload_id" if kind == "workload" else "node_id"
-        timer = latency[kind]
-        clock = time.perf_counter
-        latest: dict[str, tuple[float, int]] = {}
-        out: list[dict[str, Any]] = []
-        for rec in batch:
-            value = rec.value
-            if value is None:
+    async def handle(kind: str, value: dict[str, Any]) -> None:
+        subject = value["workload_id"] if kind == "workload" else value["node_id"]
+        started = time.perf_counter()
+        if stage.needs_restore(subject):
+            restore(kind, subject)
+        out = stage.on_workload_usage(value) if kind == "workload" else stage.on_node_usage(value)
+        for (_subj, res), state in stage.due_snapshots(subject, value["sampled_at"]):
+            blob = orjson.dumps(state)
+            if len(blob) > MAX_SNAPSHOT_BYTES:
+                # Never let one oversized state stop the producer: skip it (the series relearns
+                # on restart) and say so.
+                log.error("forecaster state of %s/%s is %d bytes; not saved", subject, res, len(blob))
                 continue
-            subject = value[field_name]
-            started = clock()
-            if stage.needs_restore(subject):
-                restore(kind, subject)
-            out += learn(value)
-            latest[subject] = (value["sampled_at"], rec.partition)
-            if timer is not None:
-                timer.observe(clock() - started)
-        save(kind, latest)
+            tables[kind][_state_key(subject, res)] = blob
+        timer = latency[kind]
+        if timer is not None:
+            timer.observe(time.perf_counter() - started)
         published = 0
-        for fc in out:
+        for rec in out:
             published += await publish(
-                forecasts, forecast_codec, fc["subject"], fc, dlq=dlq, processor="forecasting", metrics=metrics
+                forecasts, forecast_codec, rec["subject"], rec, dlq=dlq, processor="forecasting", metrics=metrics
             )
         if metrics is not None:
             if published:
@@ -130,23 +103,25 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
                 metrics.observe_forecast(subject_kind, res, horizon, actual, lower, upper, mean=mean, scale=scale)
         stage.scored.clear()
 
-    # Usage records are learned in batches (what arrived within BATCH_WITHIN_SECONDS, at most
-    # BATCH_SIZE): the snapshots are then checked and written once per series and batch.
+    # Record by record: a batched path (Faust's take_events) measured no clear gain and was the
+    # one new mechanism in the ack/commit path when workers were seen stuck at their first commit.
     @app.agent(workloads, name="plba.forecasting.workloads")
     async def forecast_workloads(stream: Any) -> None:
-        async for batch in intake_batches(
-            stream, size=BATCH_SIZE, within=BATCH_WITHIN_SECONDS, roles={wl_topic: "workload_usage"},
-            codecs=codecs, dlq_topic=dlq, processor="forecasting", metrics=metrics,
+        async for rec in intake(
+            stream, roles={wl_topic: "workload_usage"}, codecs=codecs, dlq_topic=dlq, processor="forecasting",
+            metrics=metrics,
         ):  # fmt: skip
-            await handle("workload", batch)
+            assert rec.value is not None
+            await handle("workload", rec.value)
 
     @app.agent(nodes, name="plba.forecasting.nodes")
     async def forecast_nodes(stream: Any) -> None:
-        async for batch in intake_batches(
-            stream, size=BATCH_SIZE, within=BATCH_WITHIN_SECONDS, roles={node_topic: "node_usage"},
-            codecs=codecs, dlq_topic=dlq, processor="forecasting", metrics=metrics,
+        async for rec in intake(
+            stream, roles={node_topic: "node_usage"}, codecs=codecs, dlq_topic=dlq, processor="forecasting",
+            metrics=metrics,
         ):  # fmt: skip
-            await handle("node", batch)
+            assert rec.value is not None
+            await handle("node", rec.value)
 
     @app.agent(events, name="plba.forecasting.events")
     async def follow_events(stream: Any) -> None:

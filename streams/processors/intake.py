@@ -58,35 +58,6 @@ async def intake(
             yield rec
 
 
-async def intake_batches(
-    stream: Any,
-    *,
-    size: int,
-    within: float,
-    roles: Mapping[str, str],
-    codecs: Mapping[str, Codec],
-    dlq_topic: Any,
-    processor: str,
-    metrics: Any = None,
-    tombstones: frozenset[str] = frozenset(),
-    owns_dlq: frozenset[str] | None = None,
-) -> AsyncIterator[list[Record]]:
-    """Like :func:`intake`, a batch at a time: up to ``size`` records, or what came within ``within`` s.
-
-    For processors whose per-record work is cheaper in bulk (one state write per series per
-    batch). Faust acks a batch's events once the processor is done with it and asks for the
-    next batch, so a crash mid-batch redelivers the batch (at least once, like record by record).
-    """
-    async for events in stream.take_events(size, within=within):
-        batch = []
-        for event in events:
-            rec = await decode_event(event, roles, codecs, dlq_topic, processor, metrics, tombstones, owns_dlq)
-            if rec is not None:
-                batch.append(rec)
-        if batch:
-            yield batch
-
-
 async def decode_event(
     event: Any,
     roles: Mapping[str, str],
