@@ -85,6 +85,24 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
+class Table(faust.Table):
+    """Faust's table, with its co-partitioning check tolerant of metadata it does not have yet.
+
+    On a table's first write from a source topic Faust compares that topic's partition count with
+    the changelog's, as its consumer's metadata snapshot reports them, and raises
+    ``PartitionsMismatch`` when they differ. Right after Faust declared the changelog, and while a
+    broker restarts, the snapshot reports 0 partitions for it, so every write crashed the
+    forecasting agent until the metadata caught up (the broker-restart scenario counted 30 such
+    crashes). Faust already skips the check, without remembering it, when the count is unknown
+    (``None``); 0 means the same here. A real mismatch (both counts known) still raises.
+    """
+
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        if not self.app.consumer.topic_partitions(self.changelog_topic_name):
+            return
+        super()._verify_source_topic_partitions(source_topic)
+
+
 def build_app(settings: Settings, **overrides: Any) -> faust.App:
     """A Faust app for ``settings``; ``overrides`` are Faust settings (tests shorten timers).
 
@@ -105,6 +123,7 @@ def build_app(settings: Settings, **overrides: Any) -> faust.App:
         "table_key_serializer": "raw",
         "table_value_serializer": "raw",
         "table_cleanup_interval": 30.0,
+        "Table": Table,
         "consumer_auto_offset_reset": "earliest",
         "topic_allow_declare": True,  # internal changelog topics only; ours come from `plba topics create`
         "topic_replication_factor": 1,

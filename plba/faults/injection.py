@@ -46,6 +46,29 @@ def worker_crashes(log_path: Path, exited: bool) -> int:
     return len(_CRASH.findall(text)) + (1 if exited else 0)
 
 
+def crash_reasons(log_path: Path, limit: int = 5) -> list[str]:
+    """The distinct "Crashed reason=…" lines of a worker's log, each with the traceback line that
+    names the exception's origin (the last ``File`` line after it), so a failed run says why."""
+    if not log_path.exists():
+        return []
+    lines = log_path.read_text(errors="replace").splitlines()
+    seen: dict[str, None] = {}
+    for i, line in enumerate(lines):
+        m = _CRASH.search(line)
+        if m is None:
+            continue
+        origin = ""
+        for follow in lines[i + 1 : i + 80]:
+            if follow.lstrip().startswith("File "):
+                origin = follow.strip()
+            elif follow and not follow[0].isspace() and not follow.startswith("Traceback"):
+                break
+        seen.setdefault(f"{line[m.start():][:300]} at {origin[:200]}", None)
+        if len(seen) >= limit:
+            break
+    return list(seen)
+
+
 class _Injector:
     """Produces records and keeps each one's coordinates (from the delivery reports) with its kind."""
 
@@ -186,6 +209,7 @@ def run_bad_input(
             _wait_committed(s, worker, totals, timeout, progress)
             result = _count(s, inj.landed, port, timeout, say)
             result["worker_crashes"] = worker_crashes(worker.log_path, worker.proc.poll() is not None)
+            result["worker_crash_reasons"] = crash_reasons(worker.log_path)
     return result
 
 

@@ -28,7 +28,7 @@ import orjson
 
 from plba import localkafka
 from plba.bench_support import committed, delete_prefixed
-from plba.faults.injection import worker_crashes
+from plba.faults.injection import crash_reasons, worker_crashes
 from plba.faults.rig import PipelineRig, RigConfig, free_port
 from plba.faults.topic_read import FaultRunError, end_offsets, read_to_end
 from plba.topic_admin import create_topics
@@ -44,10 +44,10 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def _finish(rig: PipelineRig, say: Progress, timeout: float = 300.0) -> dict[str, int]:
+def _finish(rig: PipelineRig, say: Progress, timeout: float = 300.0) -> dict[str, Any]:
     """Settle the migrations, count them, stop the nodes, let the worker drain, count telemetry."""
     open_ = rig.settle()
-    counts: dict[str, int] = {}
+    counts: dict[str, Any] = {}
     for _attempt in range(5):  # a new order may start between settling and listing: settle again
         counts = rig.executions()
         if counts["instances_not_exactly_one"] == 0:
@@ -65,6 +65,7 @@ def _finish(rig: PipelineRig, say: Progress, timeout: float = 300.0) -> dict[str
     done = _wait_committed(rig, targets, timeout)
     counts["samples_unprocessed"] = sum(max(0, targets[r] - done[r]) for r in targets)
     counts["worker_crashes"] = worker_crashes(rig.worker.log, not rig.worker.alive())
+    counts["worker_crash_reasons"] = crash_reasons(rig.worker.log)
     rig.worker.stop()
     counts.update(rig.telemetry())
     return counts
@@ -95,7 +96,7 @@ def run_broker_restart(
     cfg: RigConfig | None = None,
     phase_seconds: float = 25.0,
     outage_seconds: float = 10.0,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Restart a private broker ``trials`` times while the full pipeline runs; returns the counts."""
     say = progress or _quiet
     s = settings.replace(
@@ -177,7 +178,7 @@ def run_worker_kill(
     *,
     cfg: RigConfig | None = None,
     phase_seconds: float = 25.0,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """``kill -9`` the worker ``trials`` times mid-stream and restart it; returns the counts."""
     import uuid
 
