@@ -63,7 +63,7 @@ def crash_reasons(log_path: Path, limit: int = 5) -> list[str]:
                 origin = follow.strip()
             elif follow and not follow[0].isspace() and not follow.startswith("Traceback"):
                 break
-        seen.setdefault(f"{line[m.start():][:300]} at {origin[:200]}", None)
+        seen.setdefault(f"{line[m.start() :][:300]} at {origin[:200]}", None)
         if len(seen) >= limit:
             break
     return list(seen)

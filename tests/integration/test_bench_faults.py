@@ -62,7 +62,8 @@ def test_bench_faults_json_fields_consistent_and_cleaned_up(base_settings, kafka
     assert r["samples_sent"] > 0 and r["samples_lost"] == 0 and r["samples_unprocessed"] == 0, r
     assert r["duplicate_migrations"] == 0 and r["instances_not_exactly_one"] == 0, r
     assert r["samples_on_topics"] == r["samples_sent"] and r["samples_duplicated"] == 0, r
-    assert r["worker_crashes"] == 0 and r["worker_kills"] == 1, [s.get("worker_crash_reasons") for s in r["scenarios"].values()]
+    reasons = [s.get("worker_crash_reasons") for s in r["scenarios"].values()]
+    assert r["worker_crashes"] == 0 and r["worker_kills"] == 1, reasons
     assert r["migrations_after_faults"] >= 1, r  # orders are carried out after the restart
     # The restarted worker's forecasters continued from their snapshots (a cold one restarts at 1).
     assert r["forecast_series_compared"] > 0 and r["forecast_series_cold"] == 0, r
