@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from plba.faults.injection import crash_reasons
 from schemas.topics import TOPICS
 from streams.decisions.sharding import pool_partition
 from tests.integration.kafka_io import produce, read_topic, running, settings_env
@@ -173,6 +174,8 @@ def test_two_workers_own_disjoint_pools_and_one_takes_over_when_the_other_stops(
             until=lambda r: {o["pool"] for o in r if o["source_node"].startswith("hot2-")} >= a_pools,
         )  # fmt: skip
     moved = {o["pool"]: o for o in new if o["source_node"].startswith("hot2-")}
-    assert a_pools and set(moved) >= a_pools, f"B ordered for {sorted(moved)}, A had {sorted(a_pools)}"
+    assert a_pools and set(moved) >= a_pools, (
+        f"B ordered for {sorted(moved)}, A had {sorted(a_pools)}; B's crashes: {crash_reasons(logs[1])}"
+    )
     for pool in a_pools:
         assert moved[pool]["target_node"] in (f"cool-{pool}", f"spare-{pool}")
