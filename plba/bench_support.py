@@ -10,9 +10,6 @@ import logging
 import math
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +22,7 @@ import psutil
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from plba.procs import start_plba, stop_group
 from plba.topic_admin import TopicAdminError, create_topics
 from schemas.codec import codec
 from schemas.settings import Settings, env_var
@@ -299,15 +297,7 @@ class WorkerProcess:
         )
         full.update(env)
         self.env = {k: v for k, v in env.items()}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "plba.cli.main", "worker"],
-                env=full,
-                cwd=workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = start_plba(["worker"], full, self.log_path, cwd=workdir)
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the worker has used so far (0 once it is gone)."""
@@ -323,16 +313,7 @@ class WorkerProcess:
             raise PipelineBenchError(f"the worker exited with {self.proc.returncode}; its log ends:\n{tail}")
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc, grace=20.0)
 
 
 @contextmanager

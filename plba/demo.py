@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from plba import localkafka
 from plba.demo_real import node_args as real_node_args
 from plba.demo_real import real_node_cores, sweep, tidy
 from plba.demo_view import DemoState
+from plba.procs import signal_group, start_plba
 from plba.topic_admin import create_topics, delete_topics
 from schemas.settings import Settings
 
@@ -131,11 +131,7 @@ class Processes:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "plba.cli.main", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+        proc = start_plba(args, env, log)
         self.procs.append((name, proc))
         return proc
 
@@ -143,17 +139,16 @@ class Processes:
         return [name for name, p in self.procs if p.poll() is not None]
 
     def stop_all(self, grace: float = 20.0) -> None:
+        # All at once (one grace period for the lot), not one after the other.
         for _name, p in reversed(self.procs):
             if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
+                signal_group(p, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for _name, p in self.procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
+                signal_group(p, signal.SIGKILL)
                 p.wait(5)
 
 

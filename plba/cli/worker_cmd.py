@@ -37,7 +37,7 @@ def worker_cmd() -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on port {s.metrics_port}: {exc}") from exc
     try:
-        FaustWorker(worker.app, loglevel=s.log_level.lower(), quiet=True).execute_from_commandline()
+        FaustWorker(worker.app, loglevel=s.log_level.lower(), quiet=True, settings=s).execute_from_commandline()
     finally:
         if server is not None:
             server.close()

@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -37,6 +35,7 @@ from confluent_kafka import Consumer
 from plba.bench_support import private_topics, producer, send
 from plba.faults.executor import OUTCOME_TIMEOUT_SECONDS, moves, order, pair, start_nodes, start_workload, workload_spec
 from plba.localkafka import broker_ready
+from plba.procs import plba_process
 from schemas.codec import codec
 from schemas.settings import Settings, env_var
 
@@ -63,21 +62,8 @@ def dispatcher_process(settings: Settings, root: Path, name: str) -> Iterator[su
     """``plba dispatcher`` in its own consumer group (worker id ``name``), stopped afterwards."""
     env = {**os.environ, **kafka_env(settings), env_var("worker_id"): f"{settings.topic_prefix}{name}",
            env_var("metrics_port"): "0", env_var("log_level"): "INFO"}  # fmt: skip
-    with open(root / f"{name}.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "plba.cli.main", "dispatcher"], env=env, cwd=root, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
+    with plba_process(["dispatcher"], env, root / f"{name}.log", cwd=root) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 class Migrations:

@@ -22,7 +22,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any
 import orjson
 
 from plba.faults.topic_read import FaultRunError, metric, read_to_end, scrape
+from plba.procs import signal_group, start_plba, stop_group
 from schemas.settings import Settings, env_var
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,18 +74,10 @@ class Child:
         return self.proc.poll() is None
 
     def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
+        signal_group(self.proc, sig)
 
     def stop(self, grace: float = 30.0) -> int:
-        if self.alive():
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(10)
-        return int(self.proc.returncode)
+        return stop_group(self.proc, grace)
 
     def kill9(self) -> None:
         self.signal(signal.SIGKILL)
@@ -132,12 +124,7 @@ class PipelineRig:
     def _start(self, name: str, args: list[str], env: dict[str, str]) -> Child:
         n = sum(1 for c in self.children if c.name == name)
         log = self.workdir / f"{name}-{n + 1}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "plba.cli.main", *args], env=env, cwd=self.workdir, stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-        child = Child(name, proc, log)
+        child = Child(name, start_plba(args, env, log, cwd=self.workdir), log)
         self.children.append(child)
         return child
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +14,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from plba.procs import plba_process
 from schemas.codec import codec
 from schemas.settings import Settings
 from schemas.topics import TOPICS
@@ -98,19 +97,6 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def running(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``plba ARGS`` in its own process group; stop it (SIGTERM, then SIGKILL) afterwards."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "plba.cli.main", *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
+    """Run ``plba ARGS`` from the checkout in its own process group; stopped afterwards."""
+    with plba_process(args, env, log_path, cwd=REPO) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
