@@ -34,7 +34,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,17 @@ async def dispatch(dispatcher: Dispatcher, the_order: dict[str, Any], into: list
             into.append(record)
             final = str(record["state"])
     return final
+
+
+def executions(records: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """How many times each order was started, from its ``accepted`` steps.
+
+    An execution publishes one ``accepted`` step; every dispatcher attached to that execution
+    (duplicates join the running one) relays the same step, with the same executor time ``at``.
+    So executions are the distinct ``at`` values, not the records.
+    """
+    starts = {(r["order_id"], r.get("at")) for r in records if r.get("state") == "accepted"}
+    return Counter(oid for oid, _at in starts)
 
 
 def moves(nodes: list[NodeProcess], order_id: str) -> int:
@@ -375,7 +386,7 @@ async def duplicates(settings: Settings, root: Path, tally: Tally) -> None:
         finally:
             for d in dispatchers:
                 await d.close()
-        accepted = Counter(r["order_id"] for r in records if r["state"] == "accepted")
+        accepted = executions(records)
         for oid, want in expected_moves.items():
             moved = moves([na, nb], oid)
             runs = max(moved, accepted[oid])

@@ -10,7 +10,8 @@ that (it must not move the workload). Then the first dispatcher stops and a seco
 consumer group: a book that never saw any of it) reads every order again, so the executors'
 journals alone must keep each order from moving the workload twice.
 
-Counted from the migrations topic (an ``accepted`` step is published once per execution) and the
+Counted from the migrations topic (an execution's ``accepted`` step, relayed by every dispatcher
+attached to it, see :func:`~plba.faults.executor.executions`) and the
 target executors' journals (a ``switched`` per move), and from the instance listings.
 ``kafka_replays_contradicting`` counts orders whose terminal records disagree between the two
 dispatchers (a replayed order must repeat its outcome).
@@ -24,7 +25,6 @@ import os
 import subprocess
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,16 @@ import orjson
 from confluent_kafka import Consumer
 
 from plba.bench_support import private_topics, producer, send
-from plba.faults.executor import OUTCOME_TIMEOUT_SECONDS, moves, order, pair, start_nodes, start_workload, workload_spec
+from plba.faults.executor import (
+    OUTCOME_TIMEOUT_SECONDS,
+    executions,
+    moves,
+    order,
+    pair,
+    start_nodes,
+    start_workload,
+    workload_spec,
+)
 from plba.localkafka import broker_ready
 from plba.procs import plba_process
 from schemas.codec import codec
@@ -208,7 +217,7 @@ async def _scenario(s: Settings, root: Path, tally: Tally, reader: Migrations, n
         again = lambda: all(len(reader.terminal(o)) > first_pass[o] for o in every)  # noqa: E731
         await run(reader.wait, "every order answered again", again, READY_TIMEOUT_SECONDS + OUTCOME_TIMEOUT_SECONDS, d2)
     tally.add("orders_redelivered", sum(len(reader.terminal(o)) - first_pass[o] for o in every))
-    accepted = Counter(r["order_id"] for r in reader.records if r.get("state") == "accepted")
+    accepted = executions(reader.records)
     moved = {oid: moves([na, nb], oid) for oid in every}
     for oid in every:
         tally.add("duplicate_migrations", max(0, max(moved[oid], accepted[oid]) - 1))

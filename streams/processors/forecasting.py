@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -33,7 +34,15 @@ def _state_key(subject: str, resource: str) -> bytes:
     return f"{subject}|{resource}".encode()
 
 
-def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: Any = None) -> None:
+def register(
+    app: faust.App,
+    settings: Settings,
+    stage: ForecastStage,
+    metrics: Any = None,
+    route_usage: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+) -> None:
+    """Register the forecasting agents. ``route_usage`` (the decision router's, see
+    :mod:`streams.processors.decisions`) is handed every valid usage record after it is learnt."""
     wl_topic, node_topic, ev_topic = (settings.topic(r) for r in ("workload_usage", "node_usage", "events"))
     workloads = app.topic(wl_topic, value_type=bytes, key_type=bytes)
     nodes = app.topic(node_topic, value_type=bytes, key_type=bytes)
@@ -102,6 +111,8 @@ def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: 
             for subject_kind, res, horizon, actual, lower, upper, mean, scale in stage.scored:
                 metrics.observe_forecast(subject_kind, res, horizon, actual, lower, upper, mean=mean, scale=scale)
         stage.scored.clear()
+        if route_usage is not None:
+            await route_usage("workload_usage" if kind == "workload" else "node_usage", value)
 
     # Record by record: a batched path (Faust's take_events) measured no clear gain and was the
     # one new mechanism in the ack/commit path when workers were seen stuck at their first commit.

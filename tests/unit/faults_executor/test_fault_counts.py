@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.journal import MigrationJournal
-from plba.faults.executor import CRASH_CASES, crash_points, journals_settled, moves, order
+from plba.faults.executor import CRASH_CASES, crash_points, executions, journals_settled, moves, order
 from plba.faults.nodes import NodeProcess
 from schemas.settings import Settings
 
@@ -56,3 +56,12 @@ def test_orders_name_the_method_of_their_driver_and_older_ones_are_issued_earlie
     assert order("sim", "na", "nb")["method"] == "simulated"
     newer, older = order("process", "nb", "na"), order("process", "nb", "na", issued_ago=30.0)
     assert older["issued_at"] < newer["issued_at"] and older["order_id"] != newer["order_id"]
+
+
+def test_an_execution_relayed_to_several_dispatchers_counts_once():
+    step = {"order_id": "o-1", "state": "accepted", "at": 100.0}
+    relayed = [dict(step), dict(step), dict(step), {**step, "state": "completed", "at": 101.0}]
+    again = [{**step, "at": 200.0}]  # a second execution of the same order: a later accepted step
+    assert executions(relayed) == {"o-1": 1}
+    assert executions(relayed + again) == {"o-1": 2}
+    assert executions([{"order_id": "o-2", "state": "rejected", "at": 5.0}]) == {}
