@@ -32,6 +32,8 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka import TopicPartition
+from faust.types import TP
 
 from schemas.codec import codec
 from schemas.settings import Settings
@@ -44,6 +46,9 @@ from streams.processors.follow import follow_all
 from streams.processors.intake import intake, publish
 
 log = logging.getLogger(__name__)
+
+STALL_CHECK_SECONDS = 5.0
+STALL_SECONDS = 20.0  # an assigned pool-state partition with records delivers within this, or is sought
 
 # Usage topics' dead letters belong to the forecasting processor; these are the decisions' own.
 DLQ_ROLES = frozenset({"forecasts", "policies", "migrations", "placements"})
@@ -144,13 +149,37 @@ def register(
         except Exception as exc:  # noqa: BLE001 - unknown ends: decide as records come (logged)
             log.warning("decisions: end offsets of %s unknown (%r)", pool_state_name, exc)
             ends = {}
+        now = time.monotonic()
         for tp in mine:
             shard.catch_up[tp.partition] = int(ends.get(tp) or 0)
+            shard.assigned_at[tp.partition] = now
+            shard.received.discard(tp.partition)
 
     # Faust's signal typing wants a keyword-only ``signal``; the handlers take it in **kwargs.
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     cycle_time = metrics.processing_duration.labels("decisions") if metrics is not None else None
+
+    # Faust with aiokafka sometimes never fetches a partition it was assigned in a rebalance
+    # (faust-streaming issue #629): seen here when a worker took over its peer's pool-state
+    # partitions under load, and then never decided for those pools. A partition that has
+    # records but delivered none STALL_SECONDS after its assignment is sought to its beginning,
+    # where it would have started anyway (pool-state is never committed), so nothing is read twice.
+    @app.timer(STALL_CHECK_SECONDS)
+    async def unstall() -> None:
+        now = time.monotonic()
+        for p in shard.stalled(now, STALL_SECONDS):
+            tp = TP(pool_state_name, p)
+            log.warning(
+                "decision shard: pool-state partition %d delivered nothing %.0f s after its assignment "
+                "(end offset %d; %s); seeking it to its beginning",
+                p, now - shard.assigned_at[p], shard.catch_up.get(p, 0), _fetch_state(app, tp),
+            )  # fmt: skip
+            shard.assigned_at[p] = now  # another period before trying again
+            try:
+                await app.consumer.seek(tp, 0)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next assignment starts afresh
+                log.warning("decision shard: could not seek pool-state partition %d: %r", p, exc)
 
     @app.agent(pool_state, name="plba.decisions")
     async def decisions(stream: Any) -> None:
@@ -163,6 +192,7 @@ def register(
             except (ValueError, KeyError, TypeError) as exc:  # our own topic: a bug, not bad input
                 log.error("decisions: unusable pool-state record at %s@%s: %r", msg.partition, msg.offset, exc)
                 continue
+            shard.received.add(msg.partition)
             if role == "node_usage":
                 shard.hold(pool)
             if msg.partition not in shard.ready and msg.offset + 1 >= shard.catch_up.get(msg.partition, 0):
@@ -203,6 +233,8 @@ class _Shard:
         self.ready: set[int] = set()
         # End offset of each partition when it was assigned: records before it are the rebuild.
         self.catch_up: dict[int, int] = {}
+        self.assigned_at: dict[int, float] = {}  # monotonic time of the assignment
+        self.received: set[int] = set()  # partitions that delivered a record since their assignment
         self.deciding: frozenset[str] = frozenset()
         self._said: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
@@ -211,8 +243,18 @@ class _Shard:
             self.held.add(pool)
             self.announce()
 
+    def stalled(self, now: float, after: float) -> list[int]:
+        """Assigned partitions with records to read that delivered none within ``after`` seconds."""
+        return sorted(
+            p for p, at in self.assigned_at.items()
+            if p not in self.received and self.catch_up.get(p, 0) > 0 and now - at >= after
+        )  # fmt: skip
+
     def revoke(self, gone: set[int]) -> list[str]:
         self.ready -= gone
+        for p in gone:
+            self.assigned_at.pop(p, None)
+            self.received.discard(p)
         dropped = [p for p in self.held if pool_partition(p, self.partitions) in gone]
         self.held.difference_update(dropped)
         return dropped
@@ -224,6 +266,22 @@ class _Shard:
         if said != self._said:
             self._said = said
             log.info("decision shard: holding pools [%s]; deciding for [%s]", ",".join(said[0]), ",".join(said[1]))
+
+
+def _fetch_state(app: Any, tp: TP) -> str:
+    """What Faust and aiokafka hold about ``tp``, for the stall warning (private attributes: best effort)."""
+    try:
+        consumer = app.consumer
+        paused = tp in consumer._paused_partitions
+        aio = consumer._thread._ensure_consumer()
+        state = aio._fetcher._subscriptions.subscription.assignment.state_value(TopicPartition(tp.topic, tp.partition))
+        return (
+            f"faust paused={paused} flow_active={consumer.flow_active}, aiokafka paused={state.paused} "
+            f"position={state.position if state.has_valid_position else None} "
+            f"awaiting_reset={state.awaiting_reset} highwater={state.highwater}"
+        )
+    except Exception as exc:  # noqa: BLE001 - a diagnostic never breaks the worker
+        return f"fetch state unknown: {exc!r}"
 
 
 def _parts(tps: Iterable[Any]) -> list[int]:

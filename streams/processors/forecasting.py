@@ -42,7 +42,7 @@ def register(
     route_usage: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> None:
     """Register the forecasting agents. ``route_usage`` (the decision router's, see
-    :mod:`streams.processors.decisions`) is handed every valid usage record after it is learnt."""
+    :mod:`streams.processors.decisions`) is handed every valid usage record before it is learnt."""
     wl_topic, node_topic, ev_topic = (settings.topic(r) for r in ("workload_usage", "node_usage", "events"))
     workloads = app.topic(wl_topic, value_type=bytes, key_type=bytes)
     nodes = app.topic(node_topic, value_type=bytes, key_type=bytes)
@@ -84,6 +84,10 @@ def register(
                 log.warning("forecaster snapshot of %s/%s is unusable; starting that series afresh", subject, res)
 
     async def handle(kind: str, value: dict[str, Any]) -> None:
+        if route_usage is not None:
+            # First: the decisions see a workload's usage as soon as they would have from the topic,
+            # not after its model update (node usage takes the lighter path and would overtake it).
+            await route_usage("workload_usage" if kind == "workload" else "node_usage", value)
         subject = value["workload_id"] if kind == "workload" else value["node_id"]
         started = time.perf_counter()
         if stage.needs_restore(subject):
@@ -111,8 +115,6 @@ def register(
             for subject_kind, res, horizon, actual, lower, upper, mean, scale in stage.scored:
                 metrics.observe_forecast(subject_kind, res, horizon, actual, lower, upper, mean=mean, scale=scale)
         stage.scored.clear()
-        if route_usage is not None:
-            await route_usage("workload_usage" if kind == "workload" else "node_usage", value)
 
     # Record by record: a batched path (Faust's take_events) measured no clear gain and was the
     # one new mechanism in the ack/commit path when workers were seen stuck at their first commit.
