@@ -25,6 +25,7 @@ The policy's own orders are written to the pool-state topic too, so a new owner 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -47,6 +48,7 @@ from streams.processors.intake import intake, publish
 
 log = logging.getLogger(__name__)
 
+REBUILD_WAIT_SECONDS = 300.0  # for the rebalance (table recovery included) to finish
 STALL_CHECK_SECONDS = 5.0
 STALL_SECONDS = 20.0  # an assigned pool-state partition with records delivers within this, or is sought
 
@@ -154,17 +156,62 @@ def register(
             shard.catch_up[tp.partition] = int(ends.get(tp) or 0)
             shard.assigned_at[tp.partition] = now
             shard.received.discard(tp.partition)
+        rebuilds.append(asyncio.ensure_future(rebuild_from_start(mine, app.consumer_generation_id)))
+        rebuilds[:] = [t for t in rebuilds if not t.done()]
+
+    rebuilds: list[asyncio.Future[None]] = []
+
+    async def rebuild_from_start(mine: list[Any], generation: int) -> None:
+        """Seek the assigned pool-state partitions to their beginning once the records flow again.
+
+        After a rebalance Faust resumes fetching a partition before it resumes the flow to the
+        agents, and clears what was fetched in between: for committed topics its seek to the
+        committed offset fetches those records again, but pool-state is never committed, so they
+        were lost and a worker taking partitions over could rebuild nothing (the sharding test's
+        failure). Re-reading from the start is what the rebuild wants anyway; records the agent
+        already folded are folded again, harmlessly (the view keeps the latest of each key).
+        """
+        faust_app, consumer = cast(Any, app), cast(Any, app.consumer)
+        deadline = time.monotonic() + REBUILD_WAIT_SECONDS
+        # ``rebalancing`` is set when the revocation starts and cleared once the worker is ready
+        # (recovery done, flow resumed): only then are fetched records kept.
+        while faust_app.rebalancing or not consumer.flow_active:
+            if app.consumer_generation_id != generation or time.monotonic() > deadline:
+                return  # another rebalance owns the partitions now (or the watchdog will)
+            await asyncio.sleep(0.2)
+        if app.consumer_generation_id != generation:
+            return
+        assigned = app.consumer.assignment()
+        await reread([tp for tp in mine if tp in assigned])
+
+    async def reread(tps: list[Any]) -> None:
+        """Seek pool-state partitions to their beginning; their pools wait for the re-read to catch up."""
+        try:
+            ends = await app.consumer.highwaters(*tps)
+        except Exception:  # noqa: BLE001 - unknown ends: decide as records come
+            ends = {}
+        for tp in tps:
+            try:
+                await app.consumer.seek(tp, 0)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next assignment starts afresh
+                log.warning("decision shard: could not seek pool-state partition %d: %r", tp.partition, exc)
+                continue
+            p = tp.partition
+            shard.received.discard(p)
+            shard.assigned_at[p] = time.monotonic()
+            # Not decided for until the re-read reaches today's end: no cycle on a half-rebuilt view.
+            shard.ready.discard(p)
+            shard.catch_up[p] = int(ends.get(tp) or shard.catch_up.get(p, 0))
+        shard.announce()
 
     # Faust's signal typing wants a keyword-only ``signal``; the handlers take it in **kwargs.
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     cycle_time = metrics.processing_duration.labels("decisions") if metrics is not None else None
 
-    # Faust with aiokafka sometimes never fetches a partition it was assigned in a rebalance
-    # (faust-streaming issue #629): seen here when a worker took over its peer's pool-state
-    # partitions under load, and then never decided for those pools. A partition that has
-    # records but delivered none STALL_SECONDS after its assignment is sought to its beginning,
-    # where it would have started anyway (pool-state is never committed), so nothing is read twice.
+    # A backstop to rebuild_from_start (and to Faust fetch stalls after rebalances, see
+    # faust-streaming issue #629): a partition that has records but delivered none STALL_SECONDS
+    # after its assignment is sought to its beginning, where its rebuild starts anyway.
     @app.timer(STALL_CHECK_SECONDS)
     async def unstall() -> None:
         now = time.monotonic()
@@ -175,11 +222,7 @@ def register(
                 "(end offset %d; %s); seeking it to its beginning",
                 p, now - shard.assigned_at[p], shard.catch_up.get(p, 0), _fetch_state(app, tp),
             )  # fmt: skip
-            shard.assigned_at[p] = now  # another period before trying again
-            try:
-                await app.consumer.seek(tp, 0)
-            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next assignment starts afresh
-                log.warning("decision shard: could not seek pool-state partition %d: %r", p, exc)
+            await reread([tp])
 
     @app.agent(pool_state, name="plba.decisions")
     async def decisions(stream: Any) -> None:

@@ -174,8 +174,15 @@ def test_two_workers_own_disjoint_pools_and_one_takes_over_when_the_other_stops(
             until=lambda r: {o["pool"] for o in r if o["source_node"].startswith("hot2-")} >= a_pools,
         )  # fmt: skip
     moved = {o["pool"]: o for o in new if o["source_node"].startswith("hot2-")}
-    assert a_pools and set(moved) >= a_pools, (
-        f"B ordered for {sorted(moved)}, A had {sorted(a_pools)}; B's crashes: {crash_reasons(logs[1])}"
-    )
+    if not (a_pools and set(moved) >= a_pools):
+        why = read_topic(s, "explanations", timeout=15, until=lambda r: False)
+        hot2 = [
+            (e.get("node_id"), e.get("decision"), e.get("reason"), e.get("message"))
+            for e in why if "hot2" in str(e.get("node_id"))
+        ]  # fmt: skip
+        raise AssertionError(
+            f"B ordered for {sorted(moved)}, A had {sorted(a_pools)}; B's crashes: {crash_reasons(logs[1])}; "
+            f"explanations for the hot2 nodes: {hot2[-12:]}"
+        )
     for pool in a_pools:
         assert moved[pool]["target_node"] in (f"cool-{pool}", f"spare-{pool}")
