@@ -74,10 +74,10 @@ def build_worker(
         forecast_interval_seconds=settings.forecast_interval_seconds,
         snapshot_interval_seconds=settings.forecast_snapshot_seconds,
     )
+    forecasting.register(app, settings, forecast_stage, metrics)
     state = LiveClusterState(horizons_seconds=hz)
     stage = DecisionStage(state, policy_config(settings, base_policy), settings.policy)
-    route_usage = decisions.register(app, settings, stage, metrics, fleet)
-    forecasting.register(app, settings, forecast_stage, metrics, route_usage)
+    decisions.register(app, settings, stage, metrics, fleet)
     if settings.worker_dispatch:
         dispatching.register(app, settings, metrics, fleet)
     lag.register(app, settings, metrics)

@@ -2,13 +2,10 @@
 
 Three parts, one module (see :mod:`streams.decisions.sharding` for the rules):
 
-* ``plba.decisions.route``: consumes forecasts, policies, events, migrations and placements
-  (keyed by node, workload, subject…) and re-keys each record to its pool on the compacted
-  pool-state topic, partition ``hash(pool)``; events and policies go to every partition. It owns
-  the dead letters of forecasts, policies, migrations and placements. Node and workload usage,
-  the bulk of the input, are routed by the forecasting agents that already consume (and
-  validate) them: ``register`` returns the routing coroutine they call (:data:`RouteUsage`), so
-  each usage sample is fetched and decoded once per worker instead of twice.
+* ``plba.decisions.route``: consumes node usage, workload usage, forecasts, policies, events,
+  migrations and placements (keyed by node, workload, subject…) and re-keys each record to its
+  pool on the compacted pool-state topic, partition ``hash(pool)``; events and policies go to
+  every partition. It owns the dead letters of forecasts, policies, migrations and placements.
 * a node-pools reader on every worker (no consumer group: every partition, from the start), so
   that any router can resolve a workload's node to its pool;
 * ``plba.decisions``: consumes the pool-state partitions this worker owns, folds them into the
@@ -28,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, cast
 
 import faust
@@ -55,9 +52,6 @@ STALL_SECONDS = 20.0  # an assigned pool-state partition with records delivers w
 # Usage topics' dead letters belong to the forecasting processor; these are the decisions' own.
 DLQ_ROLES = frozenset({"forecasts", "policies", "migrations", "placements"})
 INPUT_ROLES = ("node_usage", "workload_usage", "forecasts", "policies", "events", "migrations", "placements")
-# Routed by the forecasting agents (see the module docstring), not consumed by the router.
-USAGE_ROLES = ("node_usage", "workload_usage")
-RouteUsage = Callable[[str, dict[str, Any]], Awaitable[None]]
 _RECORD_TYPE = {
     "node_usage": "node_usage",
     "workload_usage": "workload_usage",
@@ -69,11 +63,8 @@ _RECORD_TYPE = {
 }
 
 
-def register(
-    app: faust.App, settings: Settings, stage: DecisionStage, metrics: Any = None, fleet: Any = None
-) -> RouteUsage:
-    """Register the router, the node-pools reader and the decision agent; returns the usage router."""
-    roles = {settings.topic(r): r for r in INPUT_ROLES if r not in USAGE_ROLES}
+def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: Any = None, fleet: Any = None) -> None:
+    roles = {settings.topic(r): r for r in INPUT_ROLES}
     codecs = {r: codec(_RECORD_TYPE[r], max_bytes=settings.max_record_bytes) for r in INPUT_ROLES}
     partitions = TOPICS["pool_state"].partitions
     inputs = app.topic(*roles, value_type=bytes, key_type=bytes)
@@ -99,23 +90,17 @@ def register(
             for p in targets:
                 await pool_state.send(key=r.key, value=value, partition=p)
 
-    async def route_record(role: str, value: dict[str, Any] | None, key: str) -> None:
-        out, announce = router.route(role, value, key)
-        if announce is not None and value is not None:
-            node = value["node_id"]
-            await node_pools.send(key=node.encode(), value=orjson.dumps({"node_id": node, "pool": announce}))
-        await forward(out)
-
-    async def route_usage(role: str, value: dict[str, Any]) -> None:
-        await route_record(role, value, "")
-
     @app.agent(inputs, name="plba.decisions.route")
     async def route(stream: Any) -> None:
         async for rec in intake(
             stream, roles=roles, codecs=codecs, dlq_topic=dlq, processor="decisions",
             metrics=metrics, tombstones=frozenset({"policies"}), owns_dlq=DLQ_ROLES,
         ):  # fmt: skip
-            await route_record(rec.role, rec.value, (rec.key or b"").decode(errors="replace"))
+            out, announce = router.route(rec.role, rec.value, (rec.key or b"").decode(errors="replace"))
+            if announce is not None and rec.value is not None:
+                node = rec.value["node_id"]
+                await node_pools.send(key=node.encode(), value=orjson.dumps({"node_id": node, "pool": announce}))
+            await forward(out)
 
     @app.task
     async def read_node_pools() -> None:
@@ -263,8 +248,6 @@ def register(
             if outputs and metrics is not None:
                 # Once per batch of pool decisions, not per pool: the gauges describe the whole fleet.
                 observe_fleet(state, metrics, fleet, stage.config.trigger_ratio)
-
-    return route_usage
 
 
 class _Shard:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -34,15 +33,7 @@ def _state_key(subject: str, resource: str) -> bytes:
     return f"{subject}|{resource}".encode()
 
 
-def register(
-    app: faust.App,
-    settings: Settings,
-    stage: ForecastStage,
-    metrics: Any = None,
-    route_usage: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
-) -> None:
-    """Register the forecasting agents. ``route_usage`` (the decision router's, see
-    :mod:`streams.processors.decisions`) is handed every valid usage record before it is learnt."""
+def register(app: faust.App, settings: Settings, stage: ForecastStage, metrics: Any = None) -> None:
     wl_topic, node_topic, ev_topic = (settings.topic(r) for r in ("workload_usage", "node_usage", "events"))
     workloads = app.topic(wl_topic, value_type=bytes, key_type=bytes)
     nodes = app.topic(node_topic, value_type=bytes, key_type=bytes)
@@ -84,10 +75,6 @@ def register(
                 log.warning("forecaster snapshot of %s/%s is unusable; starting that series afresh", subject, res)
 
     async def handle(kind: str, value: dict[str, Any]) -> None:
-        if route_usage is not None:
-            # First: the decisions see a workload's usage as soon as they would have from the topic,
-            # not after its model update (node usage takes the lighter path and would overtake it).
-            await route_usage("workload_usage" if kind == "workload" else "node_usage", value)
         subject = value["workload_id"] if kind == "workload" else value["node_id"]
         started = time.perf_counter()
         if stage.needs_restore(subject):
