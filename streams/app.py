@@ -23,9 +23,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.settings import Settings
 
-# librdkafka's own chatter (refused connections while the broker starts) stays at DEBUG; failures
-# reach ensure_changelogs as exceptions.
 log = logging.getLogger(__name__)
+# librdkafka's own chatter (refused connections while the broker starts) is not logged; failures
+# reach ensure_changelogs as exceptions.
 _QUIET = logging.getLogger("plba.worker.librdkafka")
 _QUIET.setLevel(logging.CRITICAL)
 
