@@ -144,7 +144,7 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
         rebuilds.append(asyncio.ensure_future(rebuild_from_start(mine, app.consumer_generation_id)))
         rebuilds[:] = [t for t in rebuilds if not t.done()]
 
-    rebuilds: list[asyncio.Future[None]] = []
+    rebuilds: list[asyncio.Future[None]] = []  # the loop keeps only weak references to tasks
 
     async def rebuild_from_start(mine: list[Any], generation: int) -> None:
         """Seek the assigned pool-state partitions to their beginning once the records flow again.
@@ -171,6 +171,8 @@ def register(app: faust.App, settings: Settings, stage: DecisionStage, metrics: 
 
     async def reread(tps: list[Any]) -> None:
         """Seek pool-state partitions to their beginning; their pools wait for the re-read to catch up."""
+        if not tps:
+            return
         try:
             ends = await app.consumer.highwaters(*tps)
         except Exception:  # noqa: BLE001 - unknown ends: decide as records come
