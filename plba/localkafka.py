@@ -271,12 +271,24 @@ def broker_ready(bootstrap: str, timeout: float = 2.0, extra: dict[str, KafkaVal
     return True
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id (URL-safe base64 of a UUID) that does not start with '-'.
+
+    The storage tool's argument parser reads an id starting with '-' as an option and fails
+    ("argument --cluster-id/-t: expected one argument"), one format in 64; Kafka's own
+    ``Uuid.randomUuid`` draws again in that case, and so does this.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def _format_storage(settings: Settings, p: BrokerPaths, java: str) -> bool:
     """Format the KRaft storage unless done before; True if it was formatted now."""
     if (p.data / "meta.properties").exists():
         return False
-    cluster_id = uuid.uuid4().bytes
-    cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+    cid = _cluster_id()
     cmd = [java, "-cp", f"{p.libs}/*", "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(p.config)]
     if settings.kafka_local_security == "sasl_ssl":
         cmd += ["--add-scram", _scram_format_argument(settings)]
