@@ -37,19 +37,9 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo]:
     """Create every topic of the contract that is missing; existing ones are left as they are."""
     admin = _admin(settings)
     specs: dict[str, TopicSpec] = {spec.name(settings.topic_prefix): spec for spec in TOPICS.values()}
-    futures = admin.create_topics(
-        [NewTopic(name, spec.partitions, 1, config=spec.configs()) for name, spec in specs.items()],
-        request_timeout=timeout,
+    created = _create(
+        admin, [NewTopic(name, spec.partitions, 1, config=spec.configs()) for name, spec in specs.items()], timeout
     )
-    created = set()
-    for name, fut in futures.items():
-        try:
-            fut.result()
-            created.add(name)
-        except KafkaException as exc:
-            err = exc.args[0]
-            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise TopicAdminError(f"cannot create {name}: {err.str()}") from exc
     # Creation returns before every broker's metadata cache has the topic: wait for it, so the
     # caller can produce and consume right away.
     deadline = time.monotonic() + timeout
@@ -62,6 +52,57 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo]:
     if missing:
         raise TopicAdminError(f"topics not visible after creation: {', '.join(sorted(missing))}")
     return [TopicInfo(i.name, i.partitions, i.configs, i.name in created) for i in infos]
+
+
+def _create(admin: AdminClient, topics: list[NewTopic], timeout: float) -> set[str]:
+    """Create ``topics``; those that exist already are left as they are. Returns the names created."""
+    created: set[str] = set()
+    if not topics:  # the admin client refuses an empty list
+        return created
+    for name, fut in admin.create_topics(topics, request_timeout=timeout).items():
+        try:
+            fut.result()
+            created.add(name)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicAdminError(f"cannot create {name}: {err.str()}") from exc
+    return created
+
+
+def create_changelogs(settings: Settings, partitions: dict[str, int], timeout: float = 120.0) -> list[str]:
+    """Create the worker's table changelog topics (name -> partitions) that are missing, compacted,
+    and wait until every partition has a leader; returns the names created.
+
+    Faust declares them itself when it starts, but subscribes right after. When the broker's
+    metadata did not list a new changelog yet, Faust's partition assignor left it out ("Ignoring
+    missing topic") and the worker stayed in table recovery, never committing (seen in CI-like
+    runs, 5 minutes at a time). Made first, Faust finds them in place.
+    """
+    if not partitions:
+        return []
+    admin = _admin(settings)
+    try:
+        present = admin.list_topics(timeout=min(timeout, 30.0)).topics
+    except KafkaException as exc:
+        raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    missing = [n for n in partitions if n not in present]
+    created = _create(
+        admin, [NewTopic(n, partitions[n], 1, config={"cleanup.policy": "compact"}) for n in missing], timeout
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        unready = [
+            n for n, count in partitions.items()
+            if n not in topics or len(topics[n].partitions) < count
+            or any(p.leader < 0 for p in topics[n].partitions.values())
+        ]  # fmt: skip
+        if not unready:
+            return sorted(created)
+        if time.monotonic() > deadline:
+            raise TopicAdminError(f"changelog topics without a leader after {timeout:g} s: {', '.join(unready)}")
+        time.sleep(0.2)
 
 
 def describe_topics(settings: Settings, timeout: float = 30.0) -> list[TopicInfo]:

@@ -8,26 +8,15 @@ Faust's deserializer, and Faust never adds its ``__faust`` metadata to our paylo
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import logging
 import ssl
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.settings import Settings
-
-log = logging.getLogger(__name__)
-# librdkafka's own chatter (refused connections while the broker starts) is not logged; failures
-# reach ensure_changelogs as exceptions.
-_QUIET = logging.getLogger("plba.worker.librdkafka")
-_QUIET.setLevel(logging.CRITICAL)
 
 # Collector thresholds of a stream process. With Python's defaults (700, 10, 10) the cyclic
 # collector took about 40 % of the forecasting CPU (measured in-process on the pipeline
@@ -56,78 +45,18 @@ def tuned_gc() -> Iterator[None]:
 
 
 class StreamWorker(faust.Worker):
-    """``faust.Worker`` for ``plba worker`` and ``plba dispatcher``: no spinner, changelogs made first.
+    """``faust.Worker`` without its terminal progress spinner (``plba worker``, ``plba dispatcher``).
 
     From log level WARNING up, Faust drives the spinner from a DEBUG handler it adds to the root
     logger, which it sets to DEBUG: every debug call of Faust and aiokafka (several for each
     record produced or fetched) then builds a log record and runs the handlers, about 25 µs
     each (measured), a noticeable share of a busy worker's CPU. Without the spinner the root
     logger keeps the configured level and those calls return at once.
-
-    With ``settings``, the tables' changelog topics are created, and seen with a leader for every
-    partition, before Faust starts (:func:`ensure_changelogs`).
     """
 
-    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
-        self._plba_settings = settings
-
-    async def on_first_start(self) -> None:
-        if self._plba_settings is not None:
-            try:
-                await asyncio.to_thread(ensure_changelogs, self.app, self._plba_settings)
-            except ChangelogError as exc:  # Faust still declares them itself, and retries the broker
-                log.warning("%s; leaving the changelog topics to Faust", exc)
-        await super().on_first_start()
-
-
-class ChangelogError(RuntimeError):
-    """A table's changelog topic could not be created or never became usable."""
-
-
-def ensure_changelogs(app: Any, settings: Settings, timeout: float = 120.0) -> list[str]:
-    """Create the app's table changelog topics that are missing; wait until every partition has a leader.
-
-    Faust declares them itself when it starts, but subscribes right after. When the broker's
-    metadata did not list a new changelog yet, Faust's partition assignor left it out ("Ignoring
-    missing topic") and the worker stayed in table recovery, never committing (seen in CI-like
-    runs, 5 minutes at a time). Made here first, Faust finds them in place. Returns the names
-    created.
-    """
-    wanted = {
-        table.changelog_topic.get_topic_name(): int(table.partitions or app.conf.topic_partitions)
-        for table in app.tables.values()
-    }
-    if not wanted:
-        return []
-    admin = AdminClient({**settings.confluent_config(), "socket.timeout.ms": 10000}, logger=_QUIET)
-    try:
-        present = admin.list_topics(timeout=min(timeout, 30.0)).topics
-    except KafkaException as exc:
-        raise ChangelogError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
-    missing = [name for name in wanted if name not in present]
-    if missing:
-        new = [NewTopic(n, wanted[n], 1, config={"cleanup.policy": "compact"}) for n in missing]
-        for name, fut in admin.create_topics(new, request_timeout=timeout).items():
-            try:
-                fut.result()
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker was first
-                    raise ChangelogError(f"cannot create changelog {name}: {exc.args[0].str()}") from exc
-    deadline = time.monotonic() + timeout
-    while True:
-        topics = admin.list_topics(timeout=timeout).topics
-        unready = [
-            n for n, count in wanted.items()
-            if n not in topics or len(topics[n].partitions) < count
-            or any(p.leader < 0 for p in topics[n].partitions.values())
-        ]  # fmt: skip
-        if not unready:
-            return missing
-        if time.monotonic() > deadline:
-            raise ChangelogError(f"changelog topics without a leader after {timeout:g} s: {', '.join(unready)}")
-        time.sleep(0.2)
 
 
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:

@@ -54,6 +54,13 @@ class Worker:
     fleet: FleetMetrics
     registries: tuple[CollectorRegistry, ...]
 
+    def changelog_topics(self) -> dict[str, int]:
+        """The app's table changelog topics and their partitions (``plba worker`` creates them first)."""
+        return {
+            table.changelog_topic.get_topic_name(): int(table.partitions or self.app.conf.topic_partitions)
+            for table in self.app.tables.values()
+        }
+
     def serve_metrics(self) -> MetricsServer | None:
         """Start /metrics on the configured port (none when the port is 0)."""
         if not self.settings.metrics_port:

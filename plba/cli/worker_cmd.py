@@ -24,6 +24,7 @@ def worker_cmd() -> None:
     Start several with the same --worker-id to share the partitions. Equivalent to
     `faust -A streams.faust_app worker`. Stops cleanly on SIGTERM / Ctrl-C.
     """
+    from plba.topic_admin import TopicAdminError, create_changelogs
     from streams.app import StreamWorker as FaustWorker
     from streams.worker import build_worker
 
@@ -33,11 +34,15 @@ def worker_cmd() -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
+        create_changelogs(s, worker.changelog_topics())
+    except TopicAdminError as exc:  # Faust still declares them itself, and retries the broker
+        click.echo(f"warning: {exc}; leaving the changelog topics to Faust", err=True)
+    try:
         server = worker.serve_metrics()
     except OSError as exc:
         raise click.ClickException(f"cannot serve metrics on port {s.metrics_port}: {exc}") from exc
     try:
-        FaustWorker(worker.app, loglevel=s.log_level.lower(), quiet=True, settings=s).execute_from_commandline()
+        FaustWorker(worker.app, loglevel=s.log_level.lower(), quiet=True).execute_from_commandline()
     finally:
         if server is not None:
             server.close()
