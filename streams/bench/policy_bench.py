@@ -265,7 +265,9 @@ def bench_config(step_seconds: float) -> PolicyConfig:
     now is not acted on yet (on volatile nodes it is mostly the forecast's spread). Chosen on
     every shared trace side by side at 1,000 nodes (issue #5), predictive/reactive overload and
     migrations with a 70 % floor -> 80 %: azure 0.38/0.88 -> 0.41/0.62, azure-max 0.79/2.24 ->
-    0.77/1.17, bitbrains 1.01/0.34 -> 0.99/0.29, planetlab 0.80/1.61 -> 0.81/0.91.
+    0.77/1.17, bitbrains 1.01/0.34 -> 0.99/0.29, planetlab 0.80/1.61 -> 0.81/0.91. (Those were
+    measured before the best-estimate pass could choose latched targets; with it, at 1,000 nodes:
+    azure 0.42/0.68, azure-max 0.77/1.23, bitbrains 0.56/0.59, planetlab 0.83/1.02.)
     """
     return PolicyConfig(
         resources=("cpu",),

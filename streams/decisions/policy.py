@@ -285,7 +285,12 @@ class _Cycle:
         if self._fb is None:
             scale = self.config.fallback_uncertainty_scale or 0.0
             proj = Projection(self.view, self.now, replace(self.config, uncertainty_scale=scale), self.gate)
-            self._fb = proj, TargetFinder(self.view, self.now, proj, self.gate)
+            # The latch is set on the upper bounds this pass looks past: a latched target is
+            # judged, like every other, on whether the narrower projection with the workload
+            # stays under target_ratio. Blocking it left a saturated fleet's overloaded nodes
+            # without any target (bitbrains, 1,000 nodes: overload 1.38x reactive -> 0.56x).
+            finder = TargetFinder(self.view, self.now, proj, self.gate, latched_blocks=False)
+            self._fb = proj, finder
         return self._fb
 
     def _first_move(

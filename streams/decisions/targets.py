@@ -56,8 +56,11 @@ class TargetFinder:
 
     SIMILARITY_WEIGHT = 0.2  # ratio points a fully dissimilar target must beat a similar one by
 
-    def __init__(self, view: ClusterView, now: float, proj: Projection, gate: Gate) -> None:
+    def __init__(
+        self, view: ClusterView, now: float, proj: Projection, gate: Gate, latched_blocks: bool = True
+    ) -> None:
         self.view, self.now, self.proj, self.gate = view, now, proj, gate
+        self.latched_blocks = latched_blocks  # whether a node predicted hot (latched) is no target
         self.config = proj.config
         horizon = max(view.horizons_seconds) if view.horizons_seconds else 0.0
         self.guard_end = now + horizon + self.config.maintenance_guard_seconds
@@ -119,7 +122,7 @@ class TargetFinder:
             return "ping_pong", "left this node within the ping-pong window"
         if not self.gate.node_room(target.node_id, slots):
             return "node_limit", "in-flight orders at the node limit"
-        if any((target.node_id, r) in self.gate.state.latched for r in self.config.resources):
+        if self.latched_blocks and any((target.node_id, r) in self.gate.state.latched for r in self.config.resources):
             return "hot", "node is itself predicted hot"
         return None
 

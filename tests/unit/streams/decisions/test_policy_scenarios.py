@@ -201,3 +201,16 @@ def test_node_level_forecast_wins_over_workload_aggregate() -> None:
     view = make_view(nodes, wls, {"hi": 2.0, "lo": 2.0}, node_forecasts={("n1", "cpu"): flat})
     decision = POLICIES["predictive"](view, 0.0, cpu_config(persistence=1), PolicyState())
     assert [o.workload_id for o in decision.orders] == ["lo"]
+
+
+def test_an_overloaded_node_may_shed_to_a_node_hot_only_on_its_upper_bound() -> None:
+    """Overloaded now, wide forecasts everywhere: every node is latched on its upper bound, so
+    only the best-estimate pass can act, and it judges targets on the mean like the source."""
+    nodes = [node("n1"), node("n2")]
+    wls = [workload("lo", "n1", 0), workload("hi", "n1", 9), workload("x", "n2", 5)]
+    cpu = {"lo": 4.0, "hi": 5.0, "x": 3.0}  # n1 at 9.0 of 10 cores now; n2 at 3.0
+    state = PolicyState()
+    decision = POLICIES["predictive"](make_view(nodes, wls, cpu, band=6.0), 0.0, cpu_config(persistence=1), state)
+    assert ("n2", "cpu") in state.latched, "n2's upper bound, 3 + 6 cores, is over the trigger"
+    (order,) = decision.orders
+    assert (order.workload_id, order.target_node) == ("lo", "n2"), "7.0 of 10 cores on the mean fits n2"
