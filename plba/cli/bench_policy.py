@@ -45,10 +45,11 @@ from plba.cli.options import setting_option, settings
 )
 @click.option(
     "--forecaster",
-    type=click.Choice(["auto", "ewma", "series"]),
+    type=click.Choice(["auto", "ewma", "series", "oracle"]),
     default="auto",
     show_default=True,
-    help="ewma: vectorised stand-in; series: the forecasting core per workload; auto: series when small.",
+    help="ewma: vectorised stand-in; series: the forecasting core per workload; auto: series when small; "
+    "oracle: the true future loads (what perfect forecasts would buy; persistence and act floor off).",
 )
 @click.option(
     "--pool-size",

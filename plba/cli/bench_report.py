@@ -51,7 +51,7 @@ def _names(value: str | None) -> tuple[str, ...] | None:
     "--policy-traces",
     default=None,
     metavar="NAMES",
-    help="Traces for the policy section.  [default: azure,alibaba,bitbrains; quick: azure,alibaba]",
+    help="Traces for the policy section.  [default: azure,bitbrains,planetlab,azure-max,alibaba; quick: azure,alibaba]",
 )
 @click.option(
     "--max-series",

@@ -18,7 +18,10 @@ Cluster construction (documented rule, deterministic):
 Forecasters: ``ewma`` (vectorised EWMA level + per-horizon residual bias/spread, upper = mean +
 z x spread; cheap enough for 20,000 workloads) and ``series`` (the forecasting core's
 ``SeriesForecaster`` per workload, when importable). ``auto`` picks ``series`` for at most
-500,000 workload-steps, else ``ewma``.
+500,000 workload-steps, else ``ewma``. ``oracle`` is no forecaster: it hands the policy the
+trace's true future loads (mean = upper), to measure how much of the gap to a target is the
+forecasts' and how much the policy's. The policy's noise filters (``persistence`` and
+``act_floor_ratio``) exist for forecast errors, so with the oracle they are off.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from streams.decisions import PolicyConfig, SafetyConfig
 from streams.decisions.replay import BatchForecaster, PackedCluster, run_replay
 from streams.traces import load_trace
 
-__all__ = ["EwmaBandForecaster", "SeriesBatchForecaster", "pack_trace", "run_bench", "table"]
+__all__ = ["EwmaBandForecaster", "OracleForecaster", "SeriesBatchForecaster", "pack_trace", "run_bench", "table"]
 
 GIB = 2**30
 HORIZON_STEPS = (1, 2, 3, 6, 12)
@@ -113,6 +116,22 @@ class SeriesBatchForecaster:
         return mean, upper
 
 
+class OracleForecaster:
+    """The true future loads of a packed cluster (see the module docstring): at the ``t``-th
+    update, the forecast for ``h`` steps ahead is ``loads[t + h]`` (the last step past the end)."""
+
+    def __init__(self, loads: np.ndarray, horizon_steps: tuple[int, ...] = HORIZON_STEPS) -> None:
+        self.loads, self.steps, self.seen = loads, np.asarray(horizon_steps), 0
+
+    def update(self, at: float, values: np.ndarray) -> None:
+        self.seen += 1
+
+    def forecast(self, at: float) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.minimum(self.seen - 1 + self.steps, self.loads.shape[0] - 1)
+        mean = self.loads[rows].T.copy()
+        return mean, mean.copy()
+
+
 def _hash(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
 
@@ -187,8 +206,10 @@ def _forecaster(kind: str, cluster: PackedCluster, horizons: tuple[float, ...]) 
         kind = "series" if n * cluster.loads.shape[0] <= 500_000 and _has_series() else "ewma"
     if kind == "series":
         return SeriesBatchForecaster(n, cluster.step_seconds, horizons, upper_bound=1.0)
+    if kind == "oracle":
+        return OracleForecaster(cluster.loads)
     if kind != "ewma":
-        raise ValueError(f"unknown forecaster {kind!r}; known: auto, ewma, series")
+        raise ValueError(f"unknown forecaster {kind!r}; known: auto, ewma, series, oracle")
     return EwmaBandForecaster(n, upper_bound=1.0)
 
 
@@ -217,6 +238,8 @@ def run_bench(
     cluster, about = pack_trace(trace, nodes, target_util, workloads_per_node, max_steps, pool_size, traces_dir)
     horizons = tuple(float(h * cluster.step_seconds) for h in HORIZON_STEPS)
     config = bench_config(cluster.step_seconds)
+    if forecaster == "oracle":
+        config = replace(config, persistence=1, act_floor_ratio=0.0)
     kind = forecaster
     out: dict[str, Any] = {
         "trace": str(trace),
@@ -229,7 +252,8 @@ def run_bench(
     for name in policies:
         t0 = time.perf_counter()
         fc = _forecaster(kind, cluster, horizons)
-        kind = "series" if isinstance(fc, SeriesBatchForecaster) else "ewma"
+        if kind == "auto":
+            kind = "series" if isinstance(fc, SeriesBatchForecaster) else "ewma"
         shadow_pair = None
         if shadow and name == "none":
             shadow_pair = (replace(config, mode="shadow"), _forecaster(kind, cluster, horizons))

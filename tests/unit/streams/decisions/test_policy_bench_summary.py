@@ -33,3 +33,20 @@ def test_small_csv_replays_through_every_policy(tmp_path) -> None:
     vs = out["predictive_vs_reactive"]
     assert set(vs) == {"overload_ratio", "migrations_ratio", "meets_targets"}
     assert "predictive vs reactive" in table(out)
+
+
+def test_the_oracle_hands_out_the_true_future_loads() -> None:
+    import numpy as np
+
+    from streams.bench.policy_bench import OracleForecaster
+
+    loads = np.arange(20.0).reshape(10, 2)  # step t: (2t, 2t + 1)
+    oracle = OracleForecaster(loads, horizon_steps=(1, 3))
+    for t in range(9):
+        oracle.update(float(t), loads[t])
+    mean, upper = oracle.forecast(8.0)
+    assert mean.tolist() == [[18.0, 18.0], [19.0, 19.0]], "from step 8: step 9, then the last step past the end"
+    assert (upper == mean).all()
+    oracle = OracleForecaster(loads, horizon_steps=(1, 3))
+    oracle.update(0.0, loads[0])
+    assert oracle.forecast(0.0)[0].tolist() == [[2.0, 6.0], [3.0, 7.0]]
